@@ -1,0 +1,145 @@
+"""The `aptpipe` command.  The only module that prints; it turns Luigi results into exit codes."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+import luigi
+import luigi.configuration
+from luigi.execution_summary import LuigiStatusCode
+
+from aptpipe import config, freshness, months, storage
+
+log = logging.getLogger(__name__)
+
+OK_CODES = (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+
+
+def _scheduler_reachable() -> tuple[bool, str]:
+    core = luigi.configuration.get_config()
+    host = core.get("core", "scheduler_host", "localhost")
+    port = core.getint("core", "scheduler_port", 8082)
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True, f"{host}:{port}"
+    except OSError:
+        return False, f"{host}:{port}"
+
+
+def build(tasks: list[luigi.Task], local_scheduler: bool, workers: int) -> bool:
+    """Run `tasks`; True when every task succeeded."""
+    freshness.reset()
+    if not local_scheduler:
+        reachable, where = _scheduler_reachable()
+        if not reachable:
+            log.warning("central scheduler at %s is not reachable: using the local scheduler",
+                        where)
+            local_scheduler = True
+    result = luigi.build(tasks, local_scheduler=local_scheduler, workers=workers,
+                         detailed_summary=True)
+    return result.status in OK_CODES
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from aptpipe.tasks import MonthlyRun
+
+    ok = build([MonthlyRun(today=args.today)], args.local_scheduler, args.workers)
+    _print_outcome(args.today)
+    return 0 if ok else 1
+
+
+def _print_outcome(today: dt.date) -> None:
+    catalog = config.catalog()
+    current = months.ym_of(today)
+    as_of = months.add_months(current, -1)
+    metrics_path = catalog.metrics(as_of)
+    if metrics_path.exists():
+        m = storage.read_json(metrics_path)
+        print(f"model through {as_of}: hold-out MAPE {m['candidate']['mape']:.2f}% "
+              f"(median APE {m['candidate']['median_ape']:.2f}%) vs naive baseline "
+              f"{m['baseline']['mape']:.2f}% on {m['candidate']['n']} trades of {as_of}")
+    if catalog.decision(as_of).exists():
+        d = storage.read_json(catalog.decision(as_of))
+        print(f"promotion: {'promoted' if d['promote'] else 'kept champion'} "
+              f"({d['reason']}); champion = {d['champion_after']}")
+    if catalog.monitoring(current).exists():
+        r = storage.read_json(catalog.monitoring(current))
+        print(f"monitoring {current}: {r['status']} (n={r['n']}, "
+              f"MAPE {r['accuracy']['mape']:.2f}%)")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from aptpipe.tasks import MonthlyRun
+
+    freshness.reset()
+    stale = []
+    seen: set[str] = set()
+    order: list[luigi.Task] = []
+    stack = list(MonthlyRun(today=args.today).requires())
+    while stack:
+        task = stack.pop()
+        if task.task_id in seen:
+            continue
+        seen.add(task.task_id)
+        order.append(task)
+        stack.extend(freshness.requirements(task))
+    for task in reversed(order):
+        v = freshness.verdict(task)
+        if not v.fresh:
+            stale.append({"task": freshness.describe(task), "reason": v.reason})
+    if args.json:
+        print(json.dumps({"today": args.today.isoformat(), "tasks": len(order),
+                          "stale": stale}, ensure_ascii=False, indent=2))
+    else:
+        print(f"{len(stale)} of {len(order)} tasks would run (today = {args.today}):")
+        for row in stale:
+            print(f"  {row['task']}: {row['reason']}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aptpipe", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the daily job: fetch, clean, features, train, evaluate, "
+                                     "promote, monitor (only what is stale)")
+    run.add_argument("--today", type=_date, default=dt.date.today(),
+                     help="run as the cron job would on this day (default: today)")
+    run.add_argument("--local-scheduler", action="store_true",
+                     help="do not use the central luigid scheduler")
+    run.add_argument("--workers", type=int, default=1)
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="list what a run would rebuild, and why")
+    status.add_argument("--today", type=_date, default=dt.date.today())
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError) as exc:
+        print(f"aptpipe: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

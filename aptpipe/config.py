@@ -1,0 +1,95 @@
+"""Configuration: luigi.Config sections read from luigi.cfg (and LUIGI_CONFIG_PATH overrides).
+
+Secrets never live here: the MOLIT key is read from the environment only (`service_key()`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib.resources
+import io
+import os
+from pathlib import Path
+
+import luigi
+import pandas as pd
+
+from aptpipe import months, storage
+
+SERVICE_KEY_ENV = "APTPIPE_SERVICE_KEY"
+SOURCES = ("synthetic", "molit", "export")
+
+
+class aptpipe(luigi.Config):  # noqa: N801 - section name in luigi.cfg
+    data_dir = luigi.Parameter(default="data")
+    models_dir = luigi.Parameter(default="models")
+    source = luigi.ChoiceParameter(choices=SOURCES, default="synthetic")
+    regions = luigi.Parameter(default="seoul")
+    start_month = luigi.IntParameter(default=202101)
+    refresh_months = luigi.IntParameter(default=3)
+    refresh_interval = luigi.TimeDeltaParameter(default=dt.timedelta(days=1))
+    min_train_months = luigi.IntParameter(default=6)
+
+
+class synthetic(luigi.Config):  # noqa: N801
+    seed = luigi.IntParameter(default=7)
+    shock_month = luigi.Parameter(default="")
+    shock_pct = luigi.FloatParameter(default=-15.0)
+    trades_per_gu_month = luigi.FloatParameter(default=250.0)
+
+
+class molit(luigi.Config):  # noqa: N801
+    base_url = luigi.Parameter(default="https://apis.data.go.kr/1613000")
+    endpoint = luigi.ChoiceParameter(choices=("general", "dev"), default="general")
+    timeout = luigi.FloatParameter(default=30.0)
+    page_size = luigi.IntParameter(default=1000)
+    retries = luigi.IntParameter(default=5)
+    call_budget = luigi.IntParameter(default=9000)
+
+
+def catalog() -> storage.Catalog:
+    cfg = aptpipe()
+    return storage.Catalog(Path(cfg.data_dir), Path(cfg.models_dir))
+
+
+@functools.lru_cache(maxsize=1)
+def district_table() -> pd.DataFrame:
+    """The shipped nationwide 시군구 code list (see aptpipe/data)."""
+    text = importlib.resources.files("aptpipe.data").joinpath(
+        "lawd_cd_sigungu_nationwide.csv").read_text(encoding="utf-8")
+    return pd.read_csv(io.StringIO(text), dtype={"lawd_cd": str, "sido_cd": str})
+
+
+def resolve_regions(spec: str) -> list[str]:
+    """'seoul', 'nationwide' or a comma list of 5-digit LAWD_CD -> sorted list of codes."""
+    table = district_table()
+    text = spec.strip().lower()
+    if text == "seoul":
+        return sorted(table.loc[table["is_seoul"] & table["crawl_recommended_2025"], "lawd_cd"])
+    if text == "nationwide":
+        return sorted(table.loc[table["crawl_recommended_2025"], "lawd_cd"])
+    codes = [c.strip() for c in spec.split(",") if c.strip()]
+    known = set(table["lawd_cd"])
+    bad = [c for c in codes if len(c) != 5 or not c.isdigit() or c not in known]
+    if bad or not codes:
+        raise ValueError(f"[aptpipe] regions: unknown district code(s) {bad or spec!r}; "
+                         "use 'seoul', 'nationwide' or 5-digit LAWD_CD codes")
+    return sorted(set(codes))
+
+
+def start_month() -> int:
+    return months.parse_ym(aptpipe().start_month)
+
+
+def shock_month() -> int | None:
+    text = str(synthetic().shock_month).strip()
+    return months.parse_ym(text) if text else None
+
+
+def service_key() -> str:
+    """The MOLIT key, from the environment only."""
+    key = os.environ.get(SERVICE_KEY_ENV, "").strip()
+    if not key:
+        raise RuntimeError(f"source = molit needs the MOLIT service key in the environment "
+                           f"variable {SERVICE_KEY_ENV}")
+    return key
