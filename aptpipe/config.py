@@ -25,7 +25,7 @@ class aptpipe(luigi.Config):  # noqa: N801 - section name in luigi.cfg
     models_dir = luigi.Parameter(default="models")
     source = luigi.ChoiceParameter(choices=SOURCES, default="synthetic")
     regions = luigi.Parameter(default="seoul")
-    start_month = luigi.IntParameter(default=202101)
+    start_month = luigi.IntParameter(default=202301)
     refresh_months = luigi.IntParameter(default=3)
     refresh_interval = luigi.TimeDeltaParameter(default=dt.timedelta(days=1))
     min_train_months = luigi.IntParameter(default=6)
@@ -35,7 +35,7 @@ class synthetic(luigi.Config):  # noqa: N801
     seed = luigi.IntParameter(default=7)
     shock_month = luigi.Parameter(default="")
     shock_pct = luigi.FloatParameter(default=-15.0)
-    trades_per_gu_month = luigi.FloatParameter(default=250.0)
+    trades_per_gu_month = luigi.FloatParameter(default=150.0)
 
 
 class molit(luigi.Config):  # noqa: N801

@@ -86,10 +86,11 @@ def update_state(state: MarketState, trades: pd.DataFrame) -> MarketState:
               .tail(RECENT_PER_GROUP).sort_values(["complex_key", "band", "deal_ym"],
                                                   kind="stable").reset_index(drop=True))
 
-    month_cx = trades.groupby("complex_key", sort=True).agg(
+    numeric = trades.assign(floor=trades["floor"].astype("float64"),
+                            build_year=trades["build_year"].astype("float64"))
+    month_cx = numeric.groupby("complex_key", sort=True).agg(
         lawd_cd=("lawd_cd", "first"), umd_nm=("umd_nm", "first"),
-        max_floor=("floor", lambda s: s.astype("float64").max()),
-        build_year=("build_year", lambda s: s.astype("float64").max()),
+        max_floor=("floor", "max"), build_year=("build_year", "max"),
         n=("price_manwon", "size"))
     month_cx["last_ym"] = ym
     old = state.complexes.set_index("complex_key")

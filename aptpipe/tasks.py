@@ -11,6 +11,7 @@ inputs", not merely "its file exists" (see freshness.py).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from typing import Any
 
@@ -40,7 +41,7 @@ def _today_param() -> TodayParameter:
 class AptTask(FreshTask):
     today = _today_param()
 
-    @property
+    @functools.cached_property
     def catalog(self) -> storage.Catalog:
         return config.catalog()
 

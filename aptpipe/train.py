@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainSpec:
-    max_iter: int = 300
-    learning_rate: float = 0.08
+    max_iter: int = 150
+    learning_rate: float = 0.1
     max_leaf_nodes: int = 63
     min_samples_leaf: int = 40
     l2_regularization: float = 1.0
@@ -65,7 +65,7 @@ def fit(features: pd.DataFrame, spec: TrainSpec = TrainSpec()) -> PriceModel:
     target = (np.log(rows["price_manwon"].to_numpy(float) / rows["area_m2"].to_numpy(float))
               - rows["ref_lppm2"].to_numpy(float))
     estimator = HistGradientBoostingRegressor(
-        loss="absolute_error", max_iter=spec.max_iter, learning_rate=spec.learning_rate,
+        loss="squared_error", max_iter=spec.max_iter, learning_rate=spec.learning_rate,
         max_leaf_nodes=spec.max_leaf_nodes, min_samples_leaf=spec.min_samples_leaf,
         l2_regularization=spec.l2_regularization, random_state=spec.random_state,
         early_stopping=False)
