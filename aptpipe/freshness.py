@@ -138,7 +138,7 @@ class FreshTask(luigi.Task):
             "artifacts": artifacts,
             "inputs": inputs,
             "started_at": started.isoformat(timespec="seconds"),
-            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
             "packages": package_versions(),
             **info,
         }
@@ -206,8 +206,13 @@ def verdict(task: luigi.Task) -> Verdict:
     return result
 
 
+def _key(task: FreshTask) -> str:
+    # insignificant parameters (the run's `today`) can change a verdict too
+    return task.task_id + repr(sorted(task.to_str_params().items()))
+
+
 def _cached(task: FreshTask) -> Verdict | None:
-    entry = _memo.get(task.task_id)
+    entry = _memo.get(_key(task))
     if entry is None:
         return None
     token, result = entry
@@ -215,7 +220,7 @@ def _cached(task: FreshTask) -> Verdict | None:
 
 
 def _store(task: FreshTask, result: Verdict) -> None:
-    _memo[task.task_id] = (_token(task.manifest_path()), result)
+    _memo[_key(task)] = (_token(task.manifest_path()), result)
 
 
 def _judge(task: FreshTask, reqs: Iterable[luigi.Task]) -> Verdict:

@@ -60,7 +60,8 @@ def fit(features: pd.DataFrame, spec: TrainSpec = TrainSpec()) -> PriceModel:
     if len(rows) < 100:
         raise ValueError(f"too few trainable rows ({len(rows)}) to fit a model; "
                          "extend the history (start_month) or check the data")
-    cols = list(FEATURE_COLUMNS)
+    # a feature with no value at all (e.g. 12-month momentum in a short history) is left out
+    cols = [c for c in FEATURE_COLUMNS if rows[c].notna().any()]
     x = rows[cols].to_numpy(dtype=float)
     target = (np.log(rows["price_manwon"].to_numpy(float) / rows["area_m2"].to_numpy(float))
               - rows["ref_lppm2"].to_numpy(float))
@@ -71,7 +72,7 @@ def fit(features: pd.DataFrame, spec: TrainSpec = TrainSpec()) -> PriceModel:
         early_stopping=False)
     estimator.fit(x, target)
     reference = {c: np.nanquantile(rows[c].to_numpy(float), np.linspace(0.1, 0.9, 9)).tolist()
-                 for c in cols if rows[c].notna().any()}
+                 for c in cols}
     months_ = tuple(sorted(int(m) for m in rows["deal_ym"].unique()))
     log.info("fitted on %d rows, months %s..%s", len(rows), months_[0], months_[-1])
     return PriceModel(estimator, tuple(cols), months_, len(rows), spec, reference)
