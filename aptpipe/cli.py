@@ -8,6 +8,7 @@ import logging
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import luigi
 import luigi.configuration
@@ -109,6 +110,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from aptpipe import sources
+
+    catalog = config.catalog()
+    failed = 0
+    for path in args.paths:
+        try:
+            result = sources.stage_export(path, catalog)
+        except (OSError, ValueError) as exc:
+            print(f"aptpipe import: {path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        span = f"{min(result.months)}..{max(result.months)}" if result.months else "no months"
+        print(f"{path}: {result.rows} rows staged for {len(result.months)} months ({span})"
+              + (f"; {result.unplaced} rows without a contract month kept aside"
+                 if result.unplaced else ""))
+    if not failed:
+        print("set `[aptpipe] source = export` and run `aptpipe run` to build on them")
+    return 1 if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aptpipe", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -127,6 +149,11 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--today", type=_date, default=dt.date.today())
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+
+    imp = sub.add_parser("import", help="stage MOLIT bulk exports (CSV/parquet) as raw data "
+                                        "for `source = export`")
+    imp.add_argument("paths", nargs="+", type=Path)
+    imp.set_defaults(func=cmd_import)
     return p
 
 

@@ -61,9 +61,12 @@ def district_table() -> pd.DataFrame:
 
 
 def resolve_regions(spec: str) -> list[str]:
-    """'seoul', 'nationwide' or a comma list of 5-digit LAWD_CD -> sorted list of codes."""
+    """'seoul', 'nationwide' (the 252 codes MOLIT serves today), 'all' (every code ever,
+    for bulk exports of old years) or a comma list of 5-digit LAWD_CD -> sorted codes."""
     table = district_table()
     text = spec.strip().lower()
+    if text == "all":
+        return sorted(table["lawd_cd"])
     if text == "seoul":
         return sorted(table.loc[table["is_seoul"] & table["crawl_recommended_2025"], "lawd_cd"])
     if text == "nationwide":
@@ -73,7 +76,7 @@ def resolve_regions(spec: str) -> list[str]:
     bad = [c for c in codes if len(c) != 5 or not c.isdigit() or c not in known]
     if bad or not codes:
         raise ValueError(f"[aptpipe] regions: unknown district code(s) {bad or spec!r}; "
-                         "use 'seoul', 'nationwide' or 5-digit LAWD_CD codes")
+                         "use 'seoul', 'nationwide', 'all' or 5-digit LAWD_CD codes")
     return sorted(set(codes))
 
 

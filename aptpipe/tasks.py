@@ -68,6 +68,10 @@ class FetchMonth(AptTask):
 
     def due_reason(self, manifest):
         cfg = config.aptpipe()
+        if cfg.source == "export":
+            if manifest.get("imports") != sources.staged_files(self.deal_ym, self.catalog):
+                return "imported files changed"
+            return None
         age = months.months_between(self.deal_ym, months.ym_of(self.today))
         fetched = dt.date.fromisoformat(manifest["as_of"])
         if 0 <= age < cfg.refresh_months and self.today - fetched >= cfg.refresh_interval:
@@ -77,7 +81,10 @@ class FetchMonth(AptTask):
     def produce(self):
         frame = sources.fetch_month(self.deal_ym, self.today, self.catalog, self.progress)
         storage.write_parquet(frame, self.catalog.raw(self.deal_ym))
-        return {"rows": {"raw": len(frame)}, "as_of": self.today.isoformat()}
+        info = {"rows": {"raw": len(frame)}, "as_of": self.today.isoformat()}
+        if config.aptpipe().source == "export":
+            info["imports"] = sources.staged_files(self.deal_ym, self.catalog)
+        return info
 
 
 class CleanMonth(AptTask):

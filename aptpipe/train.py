@@ -43,7 +43,7 @@ class PriceModel:
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Predicted price in 만원 for each row (NaN where no reference level exists)."""
         x = features[list(self.feature_columns)].to_numpy(dtype=float)
-        resid = self.estimator.predict(x)
+        resid = self.estimator.predict(x) if len(x) else np.empty(0)
         ref = features["ref_lppm2"].to_numpy(dtype=float)
         return np.exp(ref + resid) * features["area_m2"].to_numpy(dtype=float)
 

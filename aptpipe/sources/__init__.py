@@ -9,6 +9,8 @@ import datetime as dt
 import logging
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -60,6 +62,45 @@ def fetch_month(deal_ym: int, as_of: dt.date, catalog: storage.Catalog,
         shutil.rmtree(catalog.raw_checkpoints(deal_ym), ignore_errors=True)
         return frame
     return staged_exports(deal_ym, regions, catalog)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    path: Path
+    rows: int
+    months: dict[int, int]      # contract month -> rows staged
+    unplaced: int               # rows without a readable contract month (kept aside)
+
+
+def stage_export(path: Path, catalog: storage.Catalog) -> ImportResult:
+    """Read one bulk export and stage its rows per contract month under `imports/`.
+
+    Each slice is named after the file's content hash, so importing the same file twice
+    changes nothing; rows without a readable contract month are kept in `imports/_unplaced`.
+    """
+    from aptpipe.sources import exports
+
+    frame = exports.read_export(path)
+    name = storage.file_sha256(path)[:20] + ".parquet"
+    year = pd.to_numeric(frame["dealYear"], errors="coerce")
+    month = pd.to_numeric(frame["dealMonth"], errors="coerce")
+    deal_ym = year * 100 + month
+    placed = deal_ym.notna() & month.between(1, 12)
+    counts: dict[int, int] = {}
+    for ym, part in frame[placed.to_numpy()].groupby(deal_ym[placed].astype(int), sort=True):
+        storage.write_parquet(part.reset_index(drop=True), catalog.imports(int(ym)) / name)
+        counts[int(ym)] = len(part)
+    unplaced = frame[~placed.to_numpy()]
+    if len(unplaced):
+        storage.write_parquet(unplaced.reset_index(drop=True),
+                              catalog.data_dir / "imports" / "_unplaced" / name)
+        log.warning("%s: %d rows without a readable contract month kept in imports/_unplaced",
+                    path, len(unplaced))
+    return ImportResult(Path(path), len(frame), counts, len(unplaced))
+
+
+def staged_files(deal_ym: int, catalog: storage.Catalog) -> list[str]:
+    return sorted(p.name for p in catalog.imports(deal_ym).glob("*.parquet"))
 
 
 def staged_exports(deal_ym: int, regions: list[str], catalog: storage.Catalog) -> pd.DataFrame:
