@@ -238,8 +238,7 @@ class EvaluateModel(AptTask):
                     "note": f"champion trained through {pointer['as_of']} has seen month "
                             f"{self.as_of}; not replaced by an older candidate"}
         model = storage.read_pickle(self.catalog.models_dir / pointer["path"])
-        rows = pd.read_parquet(self.catalog.features(self.as_of))
-        rows = rows[train_stage.trainable(rows).index]
+        rows = pd.read_parquet(self.catalog.features(self.as_of))  # the hold-out rows, in order
         return {**info, "comparable": True,
                 "accuracy": evaluate.accuracy(actual, model.predict(rows)).as_dict()}
 
