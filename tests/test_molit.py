@@ -218,20 +218,20 @@ def test_fetch_pages_a_real_324_item_month(server):
 
 
 def test_transient_faults_are_retried_to_success(server, caplog):
-    server.stall_seconds = 1.0
+    server.stall_seconds = 3.0                 # the stalled reply; the client waits 1 s
     server.add_month("11680", 202405, GANGNAM_202405)
     server.add_faults("11680", 202405,
                       "500", "timeout", "truncated", "ok",     # page 1
                       "drop", "429", "code01", "ok",           # page 2
                       "503", "code99", "ok")                   # page 3; page 4 clean
     with caplog.at_level(logging.WARNING, logger="aptpipe.sources.molit"), \
-            client_for(server, timeout=0.3, retries=3) as client:
+            client_for(server, timeout=1.0, retries=3) as client:
         df = client.fetch("11680", 202405)
     assert len(df) == 324
     assert len(server.hits) == 12
     assert [h.page_no for h in server.hits] == [1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 4]
     text = caplog.text
-    for reason in ("HTTP 500", "no response within 0.3s", "unparseable", "HTTP 429",
+    for reason in ("HTTP 500", "no response within 1s", "unparseable", "HTTP 429",
                    "APPLICATION_ERROR", "HTTP 503"):
         assert reason in text
 
