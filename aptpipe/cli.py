@@ -48,8 +48,11 @@ def build(tasks: list[luigi.Task], local_scheduler: bool, workers: int) -> bool:
             log.warning("central scheduler at %s is not reachable: using the local scheduler",
                         where)
             local_scheduler = True
+    # luigi gives its own logger a handler: keep its records from reaching ours twice
+    logging.getLogger("luigi-interface").propagate = False
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
     result = luigi.build(tasks, local_scheduler=local_scheduler, workers=workers,
-                         detailed_summary=True)
+                         detailed_summary=True, log_level=level)
     return result.status in OK_CODES
 
 
@@ -81,14 +84,13 @@ def _print_outcome(today: dt.date) -> None:
               f"MAPE {r['accuracy']['mape']:.2f}%)")
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def _graph(today: dt.date) -> list[luigi.Task]:
+    """Every task of the run on `today`, requirements after their dependants."""
     from aptpipe.tasks import MonthlyRun
 
-    freshness.reset()
-    stale = []
     seen: set[str] = set()
     order: list[luigi.Task] = []
-    stack = list(MonthlyRun(today=args.today).requires())
+    stack = list(MonthlyRun(today=today).requires())
     while stack:
         task = stack.pop()
         if task.task_id in seen:
@@ -96,6 +98,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         seen.add(task.task_id)
         order.append(task)
         stack.extend(freshness.requirements(task))
+    return order
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    freshness.reset()
+    stale = []
+    order = _graph(args.today)
     for task in reversed(order):
         v = freshness.verdict(task)
         if not v.fresh:
@@ -107,6 +116,77 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{len(stale)} of {len(order)} tasks would run (today = {args.today}):")
         for row in stale:
             print(f"  {row['task']}: {row['reason']}")
+    return 0
+
+
+def _task_from_args(name: str, extra: list[str], today: dt.date) -> luigi.Task:
+    from aptpipe import tasks
+
+    cls = getattr(tasks, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, freshness.FreshTask)):
+        names = sorted(n for n, c in vars(tasks).items() if isinstance(c, type)
+                       and issubclass(c, freshness.FreshTask) and c is not tasks.AptTask)
+        raise ValueError(f"unknown task {name!r}; one of: {', '.join(names)}")
+    params = dict(cls.get_params())
+    values: dict[str, object] = {}
+    it = iter(extra)
+    for flag in it:
+        key = flag.lstrip("-").replace("-", "_")
+        if not flag.startswith("--") or key not in params or key == "today":
+            raise ValueError(f"{name} has no parameter {flag!r}; parameters: "
+                             + ", ".join(f"--{k.replace('_', '-')}" for k in params
+                                         if k != "today"))
+        try:
+            values[key] = params[key].parse(next(it))
+        except StopIteration:
+            raise ValueError(f"{flag} needs a value") from None
+    return cls(today=today, **values)
+
+
+def cmd_rerun(args: argparse.Namespace, extra: list[str]) -> int:
+    from aptpipe.tasks import MonthlyRun
+
+    task = _task_from_args(args.task, extra, args.today)
+    forced = [task]
+    if args.downstream:
+        graph = _graph(args.today)
+        depends: dict[str, bool] = {task.task_id: True}
+        for node in reversed(graph):  # requirements first
+            depends[node.task_id] = depends.get(node.task_id, False) or any(
+                depends.get(r.task_id, False) for r in freshness.requirements(node))
+        forced += [t for t in graph if depends[t.task_id] and t.task_id != task.task_id]
+    for node in forced:
+        node.manifest_path().unlink(missing_ok=True)
+        print(f"forcing {freshness.describe(node)}")
+    ok = build([task, MonthlyRun(today=args.today)], args.local_scheduler, args.workers)
+    return 0 if ok else 1
+
+
+GC_FAMILIES = ("raw", "clean", "quarantine", "state", "features")
+TMP_MIN_AGE_S = 3600
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    catalog = config.catalog()
+    claimed: set[Path] = set()
+    for task in _graph(args.today):
+        for path in task.artifacts().values():
+            claimed |= {path.resolve(), storage.manifest_path(path).resolve()}
+    now = dt.datetime.now().timestamp()
+    garbage = []
+    for family in GC_FAMILIES:
+        for path in sorted((catalog.data_dir / family).rglob("*")):
+            if path.is_file() and path.resolve() not in claimed:
+                garbage.append(path)
+    for root in (catalog.data_dir, catalog.models_dir):
+        garbage += [p for p in sorted(root.rglob("*.tmp"))
+                    if p not in garbage and now - p.stat().st_mtime > TMP_MIN_AGE_S]
+    for path in garbage:
+        print(("deleting " if args.yes else "") + str(path))
+        if args.yes:
+            path.unlink(missing_ok=True)
+    print(f"{len(garbage)} files no current task claims"
+          + ("" if args.yes or not garbage else " (run with --yes to delete them)"))
     return 0
 
 
@@ -150,6 +230,23 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
+    rerun = sub.add_parser("rerun", help="force one task (and with --downstream its "
+                                          "dependants) to rebuild, then run the graph",
+                           epilog="task parameters follow, e.g. `rerun CleanMonth "
+                                  "--deal-ym 202403`")
+    rerun.add_argument("task", help="task family, e.g. CleanMonth")
+    rerun.add_argument("--downstream", action="store_true")
+    rerun.add_argument("--today", type=_date, default=dt.date.today())
+    rerun.add_argument("--local-scheduler", action="store_true")
+    rerun.add_argument("--workers", type=int, default=1)
+    rerun.set_defaults(func=cmd_rerun, takes_extra=True)
+
+    gc = sub.add_parser("gc", help="list (and with --yes delete) data files no current task "
+                                   "claims; models, decisions and monitoring are kept")
+    gc.add_argument("--today", type=_date, default=dt.date.today())
+    gc.add_argument("--yes", action="store_true")
+    gc.set_defaults(func=cmd_gc)
+
     imp = sub.add_parser("import", help="stage MOLIT bulk exports (CSV/parquet) as raw data "
                                         "for `source = export`")
     imp.add_argument("paths", nargs="+", type=Path)
@@ -158,11 +255,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra", False):
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        return args.func(args, extra) if getattr(args, "takes_extra", False) else args.func(args)
     except (ValueError, RuntimeError) as exc:
         print(f"aptpipe: error: {exc}", file=sys.stderr)
         return 2

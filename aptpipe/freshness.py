@@ -156,8 +156,9 @@ def package_versions() -> dict[str, str]:
 
 
 def _own_reason(task: FreshTask, manifest: dict[str, Any] | None,
-                inputs: dict[str, str | None]) -> str | None:
-    """Why `task` itself is stale, given its manifest and its requirements' current hashes."""
+                inputs: dict[str, str | None] | None) -> str | None:
+    """Why `task` itself is stale, given its manifest and its requirements' current hashes
+    (`inputs=None`: judge everything but the inputs)."""
     if manifest is None:
         return "missing"
     if manifest.get("code_version") != task.code_version:
@@ -174,7 +175,7 @@ def _own_reason(task: FreshTask, manifest: dict[str, Any] | None,
         if rec is None or st is None or (st[2], st[1]) != (rec["size"], rec["mtime_ns"]):
             return f"artifact missing or modified ({path.name})"
     due = task.due_reason(manifest)
-    if due:
+    if due or inputs is None:
         return due
     recorded = manifest.get("inputs", {})
     for req_id, h in inputs.items():
@@ -225,8 +226,9 @@ def _store(task: FreshTask, result: Verdict) -> None:
 
 def _judge(task: FreshTask, reqs: Iterable[luigi.Task]) -> Verdict:
     manifest = read_manifest(task.manifest_path())
-    if manifest is None:
-        return Verdict(False, "missing", None)
+    reason = _own_reason(task, manifest, None)
+    if reason:
+        return Verdict(False, reason, None)
     inputs: dict[str, str | None] = {}
     for req in reqs:
         req_verdict = _cached(req) if isinstance(req, FreshTask) else verdict(req)

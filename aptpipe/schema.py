@@ -75,8 +75,7 @@ def empty_raw() -> pd.DataFrame:
 
 def conform_raw(df: pd.DataFrame) -> pd.DataFrame:
     """Return `df` with exactly `RAW_COLUMNS` (missing ones added as null), all as strings."""
-    out = pd.DataFrame(index=df.index)
-    for col in RAW_COLUMNS:
-        out[col] = df[col].astype("string") if col in df.columns else pd.Series(
-            pd.NA, index=df.index, dtype="string")
-    return out.reset_index(drop=True)
+    missing = pd.array([pd.NA] * len(df), dtype="string")
+    return pd.DataFrame({
+        col: (df[col].astype("string").array if col in df.columns else missing)
+        for col in RAW_COLUMNS})
