@@ -18,6 +18,7 @@ from typing import Any
 import luigi
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from aptpipe import clean, config, evaluate, features, monitor, months, registry, sources, storage
 from aptpipe import train as train_stage
@@ -79,7 +80,13 @@ class FetchMonth(AptTask):
         return None
 
     def produce(self):
-        frame = sources.fetch_month(self.deal_ym, self.today, self.catalog, self.progress)
+        with tqdm(desc=f"fetch {self.deal_ym}", unit="district", disable=None) as bar:
+            def progress(done: int, total: int, message: str) -> None:
+                bar.total, bar.n = total, done
+                bar.set_postfix_str(message)
+                self.progress(done, total, message)
+
+            frame = sources.fetch_month(self.deal_ym, self.today, self.catalog, progress)
         storage.write_parquet(frame, self.catalog.raw(self.deal_ym))
         info = {"rows": {"raw": len(frame)}, "as_of": self.today.isoformat()}
         if config.aptpipe().source == "export":
