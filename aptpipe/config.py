@@ -25,7 +25,7 @@ class aptpipe(luigi.Config):  # noqa: N801 - section name in luigi.cfg
     models_dir = luigi.Parameter(default="models")
     source = luigi.ChoiceParameter(choices=SOURCES, default="synthetic")
     regions = luigi.Parameter(default="seoul")
-    start_month = luigi.IntParameter(default=202301)
+    start_month = luigi.IntParameter(default=202401)
     refresh_months = luigi.IntParameter(default=3)
     refresh_interval = luigi.TimeDeltaParameter(default=dt.timedelta(days=1))
     min_train_months = luigi.IntParameter(default=6)
