@@ -15,7 +15,7 @@ from aptpipe.train import PriceModel
 MIN_ROWS = 30
 PSI_ALERT = 0.25
 MAPE_ALERT_RATIO = 1.5   # alert when MAPE exceeds the champion's hold-out MAPE by this factor
-DRIFT_FEATURES = ("log_area", "age", "ref_lppm2", "rel_floor")
+DRIFT_FEATURES = ("log_area", "age", "ref_lppm2", "rel_floor", "ut_n", "cx_months_since")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class MonitorRecord:
     model_id: str
     n: int
     accuracy: dict[str, float]
-    baseline: dict[str, float]
+    baseline: dict[str, float]          # recent median, index-adjusted
+    baseline_raw: dict[str, float]      # recent median, unadjusted
     holdout_mape: float
     psi: dict[str, float]
     accuracy_alert: bool
@@ -56,7 +57,8 @@ def monitor_month(features: pd.DataFrame, model: PriceModel, model_id: str,
     rows = features[features["price_manwon"] > 0]
     actual = rows["price_manwon"].to_numpy(float)
     acc = accuracy(actual, model.predict(rows))
-    base = accuracy(actual, naive_baseline(rows))
+    base = accuracy(actual, naive_baseline(rows, adjusted=True))
+    base_raw = accuracy(actual, naive_baseline(rows, adjusted=False))
     drift = {c: psi(model.reference[c], rows[c].to_numpy(float))
              for c in DRIFT_FEATURES if c in model.reference}
     enough = acc.n >= MIN_ROWS
@@ -64,5 +66,5 @@ def monitor_month(features: pd.DataFrame, model: PriceModel, model_id: str,
     drift_alert = enough and any(v > PSI_ALERT for v in drift.values() if not math.isnan(v))
     status = ("insufficient data" if not enough else
               "retrain recommended" if acc_alert or drift_alert else "ok")
-    return MonitorRecord(deal_ym, model_id, acc.n, acc.as_dict(), base.as_dict(), holdout_mape,
-                         drift, acc_alert, drift_alert, status)
+    return MonitorRecord(deal_ym, model_id, acc.n, acc.as_dict(), base.as_dict(),
+                         base_raw.as_dict(), holdout_mape, drift, acc_alert, drift_alert, status)

@@ -117,7 +117,7 @@ class MarketState(AptTask):
     """Market aggregates through the end of month `as_of` (the feature store)."""
 
     as_of = luigi.IntParameter()
-    code_version = "1"
+    code_version = "2"
 
     def requires(self):
         if self.as_of < config.start_month():
@@ -144,7 +144,7 @@ class BuildFeatures(AptTask):
     """Features of month `deal_ym`'s trades, from the market state of the month before."""
 
     deal_ym = luigi.IntParameter()
-    code_version = "1"
+    code_version = "2"
 
     def requires(self):
         return [MarketState(as_of=months.add_months(self.deal_ym, -1), today=self.today),
@@ -166,7 +166,7 @@ class TrainModel(AptTask):
 
     as_of = luigi.IntParameter()
     window_months = luigi.IntParameter(default=36)
-    code_version = "1"
+    code_version = "2"
 
     def window(self) -> list[int]:
         first = months.add_months(config.start_month(), config.aptpipe().min_train_months - 1)
@@ -192,28 +192,30 @@ class TrainModel(AptTask):
         frame = pd.concat([pd.read_parquet(self.catalog.features(m)) for m in self.window()],
                           ignore_index=True)
         past = frame[frame["deal_ym"] < self.as_of]
-        held = frame[frame["deal_ym"] == self.as_of].reset_index(drop=True)
+        held = frame[(frame["deal_ym"] == self.as_of) & (frame["price_manwon"] > 0)]
         twin = train_stage.fit(past)
-        holdout = pd.DataFrame({"price_manwon": held["price_manwon"],
-                                "pred_price_manwon": twin.predict(held),
-                                "baseline_price_manwon": features.naive_baseline(held)})
+        holdout = evaluate.holdout_frame(held.reset_index(drop=True),
+                                         twin.predict(held.reset_index(drop=True)))
         model = train_stage.fit(frame)
         storage.write_pickle(model, self.catalog.candidate_model(self.as_of))
         storage.write_parquet(holdout, self.catalog.candidate_holdout(self.as_of))
         return {"rows": {"train": model.n_train, "holdout_train": twin.n_train,
                          "holdout": len(holdout)},
-                "train_months": [model.train_months[0], model.train_months[-1]]}
+                "train_months": [model.train_months[0], model.train_months[-1]],
+                "holdout_train_months": [twin.train_months[0], twin.train_months[-1]],
+                "features": list(model.feature_columns)}
 
 
 class EvaluateModel(AptTask):
-    """Candidate (hold-out twin) vs naive baseline vs current champion, on month `as_of`."""
+    """Candidate (hold-out twin) vs two naive baselines vs current champion, on month `as_of`;
+    plus feature validity (permutation importance, per-group ablation) on a cheap subsample."""
 
     as_of = luigi.IntParameter()
-    code_version = "1"
+    code_version = "2"
 
     def requires(self):
-        return [TrainModel(as_of=self.as_of, today=self.today),
-                BuildFeatures(deal_ym=self.as_of, today=self.today)]
+        train = TrainModel(as_of=self.as_of, today=self.today)
+        return [train, *[BuildFeatures(deal_ym=m, today=self.today) for m in train.window()]]
 
     def artifacts(self):
         return {"metrics": self.catalog.metrics(self.as_of)}
@@ -221,18 +223,31 @@ class EvaluateModel(AptTask):
     def produce(self):
         held = pd.read_parquet(self.catalog.candidate_holdout(self.as_of))
         actual = held["price_manwon"].to_numpy(float)
+        segments = evaluate.report(held)
+        best = evaluate.better_baseline(segments["overall"])
         metrics: dict[str, Any] = {
             "as_of": self.as_of,
             "evaluation_month": self.as_of,
-            "candidate": evaluate.accuracy(actual, held["pred_price_manwon"]).as_dict(),
-            "baseline": evaluate.accuracy(actual, held["baseline_price_manwon"]).as_dict(),
+            "candidate": segments["overall"]["model"],
+            "baseline": {**segments["overall"][best], "name": best},
+            "baselines": {k: segments["overall"][k] for k in evaluate.BASELINES},
+            "segments": segments,
             "champion": self._champion(actual),
+            "validity": self._validity(),
         }
         metrics["beats_baseline"] = metrics["candidate"]["mape"] < metrics["baseline"]["mape"]
         storage.write_json(metrics, self.catalog.metrics(self.as_of))
-        log.info("candidate %s: MAPE %.2f%% vs baseline %.2f%%", self.as_of,
-                 metrics["candidate"]["mape"], metrics["baseline"]["mape"])
+        log.info("candidate %s: MAPE %.2f%% vs baseline (%s) %.2f%%", self.as_of,
+                 metrics["candidate"]["mape"], best, metrics["baseline"]["mape"])
         return {"rows": {"evaluated": len(held)}}
+
+    def _validity(self) -> dict[str, Any]:
+        window = TrainModel(as_of=self.as_of, today=self.today).window()
+        frame = pd.concat([pd.read_parquet(self.catalog.features(m)) for m in window],
+                          ignore_index=True)
+        past = frame[frame["deal_ym"] < self.as_of]
+        held = frame[(frame["deal_ym"] == self.as_of) & (frame["price_manwon"] > 0)]
+        return evaluate.feature_validity(past, held)
 
     def _champion(self, actual: np.ndarray) -> dict[str, Any] | None:
         pointer = registry.read_champion(self.catalog)
@@ -245,7 +260,8 @@ class EvaluateModel(AptTask):
                     "note": f"champion trained through {pointer['as_of']} has seen month "
                             f"{self.as_of}; not replaced by an older candidate"}
         model = storage.read_pickle(self.catalog.models_dir / pointer["path"])
-        rows = pd.read_parquet(self.catalog.features(self.as_of))  # the hold-out rows, in order
+        rows = pd.read_parquet(self.catalog.features(self.as_of))
+        rows = rows[(rows["price_manwon"] > 0).to_numpy()].reset_index(drop=True)
         return {**info, "comparable": True,
                 "accuracy": evaluate.accuracy(actual, model.predict(rows)).as_dict()}
 
@@ -278,7 +294,7 @@ class MonitorMonth(AptTask):
     """The champion's accuracy on month `deal_ym`'s trades reported so far, and input drift."""
 
     deal_ym = luigi.IntParameter()
-    code_version = "1"
+    code_version = "2"
 
     def requires(self):
         return [BuildFeatures(deal_ym=self.deal_ym, today=self.today),
