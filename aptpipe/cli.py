@@ -211,6 +211,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from aptpipe import predict
+
+    out = predict.predict_file(args.input, args.output, config.catalog())
+    priced = int(out["pred_price_manwon"].notna().sum())
+    print(f"{args.output}: {priced} of {len(out)} rows priced with {out['pred_model_id'].iloc[0]}"
+          if len(out) else f"{args.output}: no rows")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aptpipe", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -251,6 +261,12 @@ def parser() -> argparse.ArgumentParser:
                                         "for `source = export`")
     imp.add_argument("paths", nargs="+", type=Path)
     imp.set_defaults(func=cmd_import)
+
+    pred = sub.add_parser("predict", help="price a table of trades with the champion model")
+    pred.add_argument("--input", type=Path, required=True,
+                      help="export (CSV/gzip/parquet) or canonical CSV/parquet")
+    pred.add_argument("--output", type=Path, required=True, help=".csv or .parquet")
+    pred.set_defaults(func=cmd_predict)
     return p
 
 
