@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 from aptpipe.features import FEATURE_COLUMNS
+
+if TYPE_CHECKING:  # scikit-learn takes seconds to import: only runs that train pay for it
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,8 @@ def fit(features: pd.DataFrame, spec: TrainSpec = TrainSpec(),
     # a feature with no value at all (e.g. 3-month momentum in a short history) is left out
     cols = [c for c in columns if rows[c].notna().any()]
     x = rows[cols].to_numpy(dtype=float)
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     estimator = HistGradientBoostingRegressor(
         loss=spec.loss, max_iter=spec.max_iter, learning_rate=spec.learning_rate,
         max_leaf_nodes=spec.max_leaf_nodes, min_samples_leaf=spec.min_samples_leaf,
