@@ -32,7 +32,7 @@ class TrainSpec:
     max_leaf_nodes: int = 63
     min_samples_leaf: int = 40
     l2_regularization: float = 1.0
-    loss: str = "squared_error"
+    loss: str = "absolute_error"   # L1 on log price: the median, robust to outliers
     random_state: int = 0
     n_threads: int = 1    # OpenMP threads; more oversubscribe a shared machine badly
 
