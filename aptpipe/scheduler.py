@@ -41,7 +41,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aptpipe import storage
+import luigi
+import luigi.rpc
+from luigi.execution_summary import LuigiRunResult, LuigiStatusCode
+
+from aptpipe import freshness, storage
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +417,91 @@ def stop(state_dir: str | os.PathLike[str] | None = None, timeout: float = 30.0)
     log.info("%s", message)
     return Status(False, pid, info.get("host") if info else None,
                   info.get("port") if info else None, paths.state_dir, message)
+
+
+# running the pipeline through a shared luigid -----------------------------------------------
+class coordination(luigi.Config):  # noqa: N801 - section name in luigi.cfg
+    """[coordination]: how long `aptpipe run` waits for tasks that other workers are running."""
+
+    wait_for_others = luigi.TimeDeltaParameter(
+        default=dt.timedelta(hours=6),
+        description="give up (exit non-zero) when other workers still hold tasks after this")
+    poll_seconds = luigi.FloatParameter(default=5.0, description="re-check interval")
+
+
+OK_CODES = (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
+# Luigi reports tasks that *another* worker of the same luigid ran or is running as "not granted
+# run permission" (NOT_RUN) or does not report them at all (SUCCESS): neither is a failure here.
+_WAITABLE = (*OK_CODES, LuigiStatusCode.NOT_RUN)
+
+
+def _graph_ids(tasks: list[luigi.Task]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(tasks)
+    while stack:
+        task = stack.pop()
+        if task.task_id not in seen:
+            seen.add(task.task_id)
+            stack.extend(freshness.requirements(task))
+    return seen
+
+
+def _held_by_others(result: LuigiRunResult, ids: set[str]) -> list[str]:
+    """Tasks of our graph that luigid reports RUNNING (on other workers: ours has finished)."""
+    remote = getattr(result.worker, "_scheduler", None)
+    if remote is None or not isinstance(remote, luigi.rpc.RemoteScheduler):
+        return []
+    running = remote.task_list(status="RUNNING", upstream_status="", limit=False) or {}
+    return sorted(set(running) & ids)
+
+
+def build_until_complete(tasks: list[luigi.Task], *, local_scheduler: bool, workers: int,
+                         wait_for_others: dt.timedelta | None = None,
+                         poll_seconds: float | None = None, **build_kwargs: Any) -> bool:
+    """Run `tasks` (luigi.build); True only when they are all complete afterwards.
+
+    Through a shared luigid, several `aptpipe run` processes (cron on several hosts, an ad hoc
+    run during the nightly one) split the graph: luigid gives each task to one worker only.
+    A run whose remaining tasks are held by other workers waits for them (polling luigid) and
+    then builds again, so that exit 0 always means "the pipeline is complete", and a task that
+    failed elsewhere (or whose worker died) is retried here and reported here.
+    """
+    cfg = coordination()
+    patience = wait_for_others if wait_for_others is not None else cfg.wait_for_others
+    poll = poll_seconds if poll_seconds is not None else cfg.poll_seconds
+    deadline = time.monotonic() + patience.total_seconds()
+    ids: set[str] | None = None
+    idle_rounds = 0
+    while True:
+        freshness.reset()
+        result = luigi.build(tasks, local_scheduler=local_scheduler, workers=workers,
+                             detailed_summary=True, **build_kwargs)
+        if result.status not in _WAITABLE:
+            return False
+        freshness.reset()
+        if all(task.complete() for task in tasks):
+            return True
+        if local_scheduler:
+            return False
+        ids = ids if ids is not None else _graph_ids(tasks)
+        held = _held_by_others(result, ids)
+        if not held:
+            # another worker may be between two tasks: look again at once, a few times
+            idle_rounds += 1
+            if idle_rounds > 3:
+                log.error("the run ended (%s) but %s is not complete, and no other worker is "
+                          "running any of its tasks", result.status.name,
+                          ", ".join(freshness.describe(t) for t in tasks))
+                return False
+            continue
+        idle_rounds = 0
+        if time.monotonic() + poll > deadline:
+            log.error("gave up after waiting %s for tasks run by other workers: %s", patience,
+                      ", ".join(held[:5]))
+            return False
+        log.info("waiting for %d task(s) that other workers are running (%s%s)", len(held),
+                 ", ".join(held[:3]), ", ..." if len(held) > 3 else "")
+        time.sleep(poll)  # waiting on another process's work (not test synchronisation)
 
 
 # command line (wired into `aptpipe scheduler ...` by cli.py; also `python -m aptpipe.scheduler`)
