@@ -84,13 +84,14 @@ def stale_tasks() -> list[str]:
     return [freshness.describe(t) for t in graph() if not freshness.verdict(t).fresh]
 
 
-def run_and_kill(trigger: Path, workers: int, log: Path) -> subprocess.Popen:
+def run_and_kill(trigger: Path, workers: int, log: Path, local: bool = True
+                 ) -> subprocess.Popen:
     """Start a run in its own process group; SIGKILL the whole group as soon as `trigger`
     exists (polled every few ms: the kill lands inside or right after that write)."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [aptpipe_exe(), "run", "--today", TODAY.isoformat(), "--local-scheduler",
-             "--workers", str(workers)],
+            [aptpipe_exe(), "run", "--today", TODAY.isoformat(), "--workers", str(workers),
+             *(["--local-scheduler"] if local else [])],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     deadline = time.monotonic() + 300
@@ -164,3 +165,44 @@ def test_kill_minus_9_then_rerun_repairs_without_recomputing(pipeline, tmp_path:
         for path in getattr(task, "artifacts", dict)().values():
             if path.suffix == ".parquet":
                 pd.read_parquet(path)
+
+
+def test_kill_minus_9_of_a_run_through_luigid_then_rerun(pipeline, tmp_path: Path) -> None:
+    """luigid believes a killed worker still runs its task until the worker misses its pings
+    for `worker_disconnect_delay`; then it fails the task and a rerun (which waits for it,
+    see scheduler.build_until_complete) runs it again."""
+    from aptpipe import scheduler
+    from tests.test_scheduler import api, cli_waits_for_other_workers, free_port, history
+
+    if not cli_waits_for_other_workers():
+        pytest.skip("aptpipe.cli does not build through scheduler.build_until_complete yet")
+    port, state_dir = free_port(), tmp_path / "luigid"
+    # luigi's defaults (60 s, pruned every 60 s) would make this test wait two minutes
+    scheduler.start(state_dir, port=port, extra_config={
+        "scheduler": {"worker_disconnect_delay": "3", "prune_on_get_work": "true"}})
+    try:
+        pipeline(**LIGHT, core={"scheduler_host": "127.0.0.1", "scheduler_port": str(port)},
+                 coordination={"poll_seconds": "1"})
+        cat = config.catalog()
+        roots = (cat.data_dir, cat.models_dir)
+        run_and_kill(cat.models_dir / "candidates", 1, tmp_path / "killed.log", local=False)
+        train = next(t.task_id for t in graph() if t.task_family == "TrainModel")
+        running = api(port, "task_list", status="RUNNING", upstream_status="", limit=False)
+        assert set(running) == {train}                  # held by the dead worker
+        before = produced(*roots)
+        rerun = subprocess.run([aptpipe_exe(), "run", "--today", TODAY.isoformat()],
+                               cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=600)
+        assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+        events = history(scheduler.Paths(state_dir).history_db)
+    finally:
+        scheduler.stop(state_dir)
+    after = produced(*roots)
+    assert {t: after.get(t) for t in before} == before
+    check_artifacts(*roots)
+    assert stale_tasks() == []
+    # started twice (killed, then rerun), done once; luigid fails a dead worker's task in its
+    # state only, so the history has no FAILED event for it
+    assert events[train]["RUNNING"] == 2 and events[train]["DONE"] == 1
+    done_once = {t for t, c in events.items() if t != train and c["RUNNING"] == 1}
+    assert done_once == set(events) - {train}
