@@ -253,7 +253,7 @@ class _Scan(NamedTuple):
     meta: dict[str, str | None]             # unstripped text of the envelope fields
     n_items: int
     keys: np.ndarray                        # int64 cell numbers
-    values: Sequence[str]                   # same length as keys
+    values: Sequence[str] | pa.Array        # same length as keys (str / large_string)
     unknown: frozenset[str]                 # item child tags outside the vocabulary
 
 
@@ -326,6 +326,168 @@ def _scan_fast(body: bytes) -> _Scan:
     return _Scan(_ID_NAME[root], meta, n_items, keys, values, frozenset())
 
 
+# --- bulk path: the common case, a single-line new-API (English tags) response ---------------
+# A real response is one line: <?xml ...?><response><header>...</header><body><items><item>
+# <aptDong>109</aptDong>...</item>...</items><numOfRows>..</numOfRows>...</body></response>.
+# `_scan_bulk` checks that the document is exactly that shape -- byte by byte, with numpy over
+# the positions of '<' and '>' -- and cuts the values out without any per-element Python code.
+# Anything else (Korean tags, whitespace between elements, attributes, comments, CDATA, '>' or
+# a control character in a value, an unknown tag, a truncated body, ...) raises `_Fallback`
+# and takes the expat/ElementTree paths, which parse (or reject) it strictly.
+_BULK_HEAD = re.compile(
+    rb'(?:<\?xml version="1\.0"(?: encoding="[Uu][Tt][Ff]-8")?(?: standalone="(?:yes|no)")?'
+    rb'\?>)?<response><header><resultCode>([^<&\x00-\x1f]*)</resultCode>'
+    rb'<resultMsg>([^<&\x00-\x1f]*)</resultMsg></header><body><items(/?)>')
+_BULK_TAIL = re.compile(
+    rb'<numOfRows>([^<&\x00-\x1f]*)</numOfRows><pageNo>([^<&\x00-\x1f]*)</pageNo>'
+    rb'<totalCount>([^<&\x00-\x1f]*)</totalCount></body></response>[ \t\r\n]*')
+_BULK_META = ("resultCode", "resultMsg", "numOfRows", "pageNo", "totalCount")
+# `</item><item>` becomes this empty leaf (same length), so every element between the first
+# `<item>` and the last `</item>` is a leaf `<tag>value</tag>` and item ends are leaves too.
+_ITEM_SEP, _ITEM_MARK = b"</item><item>", b"<item></item>"
+_BULK_TAGS: tuple[str, ...] = ITEM_TAGS + ("item",)       # id = position; "item" = _ITEM_ID
+_TAG_BYTES = 16                                            # longest tag we accept
+_LT, _GT, _SLASH = ord("<"), ord(">"), ord("/")
+
+
+def _tag_words(names: Iterable[bytes]) -> np.ndarray:
+    """Tag names (<= 16 bytes) as zero-padded pairs of uint64."""
+    return np.frombuffer(b"".join(n.ljust(_TAG_BYTES, b"\0") for n in names),
+                         dtype=np.uint64).reshape(-1, 2)
+
+
+def _word_hash(words: np.ndarray) -> np.ndarray:
+    return words[:, 0] * np.uint64(0x9E3779B97F4A7C15) ^ words[:, 1]
+
+
+_BULK_WORDS = _tag_words(t.encode() for t in _BULK_TAGS)
+assert max(map(len, _BULK_TAGS)) <= _TAG_BYTES
+_BULK_ORDER = np.argsort(_word_hash(_BULK_WORDS))
+_BULK_HASHES = _word_hash(_BULK_WORDS)[_BULK_ORDER]
+assert len(np.unique(_BULK_HASHES)) == len(_BULK_TAGS)
+# _LEN_MASK[n]: keeps the first n bytes of a 16-byte window.
+_LEN_MASK = _tag_words(b"\xff" * n for n in range(_TAG_BYTES + 1))
+
+_XML_REFS = re.compile(r"&(?:#([0-9]{1,7})|#x([0-9A-Fa-f]{1,6})|(amp|lt|gt|quot|apos));")
+_NAMED_REFS = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+
+
+def _unescape(text: str) -> str:
+    """XML references -> characters, exactly as expat does; `_Fallback` on anything else."""
+    def one(m: re.Match[str]) -> str:
+        if m[3]:
+            return _NAMED_REFS[m[3]]
+        code = int(m[1]) if m[1] else int(m[2], 16)
+        if not (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF
+                or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF):
+            raise _Fallback
+        return chr(code)
+
+    if "&" in _XML_REFS.sub("", text):
+        raise _Fallback                      # a bare '&' or an entity we do not define
+    return _XML_REFS.sub(one, text)
+
+
+def _bulk_meta(parts: Iterable[bytes], names: Sequence[str]) -> dict[str, str | None]:
+    try:
+        return {k: v.decode("utf-8") or None for k, v in zip(names, parts)}
+    except UnicodeDecodeError:
+        raise _Fallback from None
+
+
+def _scan_bulk(body: bytes) -> _Scan:
+    """The single-line English-tag response, validated and cut into cells with numpy."""
+    head = _BULK_HEAD.match(body)
+    if head is None:
+        raise _Fallback
+    start = head.end()
+    tail_at = body.rfind(b"<numOfRows>")
+    tail = _BULK_TAIL.fullmatch(body, tail_at) if tail_at >= start else None
+    if tail is None:
+        raise _Fallback                      # truncated, or not the usual envelope
+    meta = _bulk_meta(head.groups()[:2], _BULK_META[:2])
+    meta.update(_bulk_meta(tail.groups(), _BULK_META[2:]))
+    if head[3]:                              # <items/>
+        if tail_at != start:
+            raise _Fallback
+        return _Scan("response", meta, 0, np.zeros(0, np.int64), [], frozenset())
+    end = tail_at - len(b"</items>")
+    if end < start or body[end:tail_at] != b"</items>":
+        raise _Fallback
+    if end == start:                         # <items></items>
+        return _Scan("response", meta, 0, np.zeros(0, np.int64), [], frozenset())
+    # Items region: <item>...</item><item>...</item>; `lo:hi` is between the outer tags.
+    lo, hi = start + len(b"<item>"), end - len(b"</item>")
+    if hi < lo or body[start:lo] != b"<item>" or body[hi:end] != b"</item>":
+        raise _Fallback
+    # Every `</item><item>` becomes an empty leaf <item></item>.  Below, the number of such
+    # leaves must equal the number of replacements: an <item> anywhere else fails there.
+    n_seps = body.count(_ITEM_SEP, lo, hi)
+    n_items = n_seps + 1
+    if hi == lo:                             # a single empty <item></item>
+        return _Scan("response", meta, 1, np.zeros(0, np.int64), [], frozenset())
+    doc = body.replace(_ITEM_SEP, _ITEM_MARK) if n_seps else body
+    a = np.frombuffer(doc, dtype=np.uint8)
+    core = a[lo:hi]
+    if (core < 0x20).any():
+        raise _Fallback                      # control characters, tabs, newlines: let expat judge
+    ef = np.flatnonzero(core[:-2] == 0xEF)
+    if len(ef) and ((core[ef + 1] == 0xBF) & (core[ef + 2] >= 0xBE)).any():
+        raise _Fallback                      # U+FFFE / U+FFFF are not XML characters
+    lt = np.flatnonzero(core == _LT)
+    gt = np.flatnonzero(core == _GT)
+    # '<' and '>' must alternate, starting with '<' at lo and ending with '>' at hi - 1, in
+    # groups of four per leaf: <tag>value</tag>, with nothing between two leaves.
+    if len(lt) != len(gt) or len(lt) % 2 or lt[0] != 0 or gt[-1] != len(core) - 1 \
+            or not (gt > lt).all() or not (lt[1:] > gt[:-1]).all():
+        raise _Fallback
+    lt = lt + lo
+    gt = gt + lo
+    lt_open, gt_open, lt_close, gt_close = lt[0::2], gt[0::2], lt[1::2], gt[1::2]
+    if not (lt_open[1:] == gt_close[:-1] + 1).all():
+        raise _Fallback                      # text between two leaves
+    tag_len = gt_open - lt_open - 1
+    if tag_len.min() < 1 or tag_len.max() > _TAG_BYTES \
+            or not (gt_close - lt_close - 2 == tag_len).all() \
+            or not (a[lt_close + 1] == _SLASH).all():
+        raise _Fallback
+    if int(lt_close.max()) + 2 + _TAG_BYTES > len(a):
+        raise _Fallback                      # cannot happen with the tail checked; be safe
+    windows = np.lib.stride_tricks.as_strided(a, shape=(len(a) - _TAG_BYTES + 1, _TAG_BYTES),
+                                              strides=(1, 1), writeable=False)
+    mask = np.take(_LEN_MASK, tag_len, axis=0)
+    words = windows[lt_open + 1].view(np.uint64) & mask
+    if not (words == windows[lt_close + 2].view(np.uint64) & mask).all():
+        raise _Fallback                      # </other> closing <tag>
+    pos = np.minimum(np.searchsorted(_BULK_HASHES, _word_hash(words)), len(_BULK_TAGS) - 1)
+    ids = _BULK_ORDER[pos]
+    if not (np.take(_BULK_WORDS, ids, axis=0) == words).all():
+        raise _Fallback                      # a tag outside the vocabulary
+    is_sep = ids == _ITEM_ID
+    if int(is_sep.sum()) != n_seps or (lt_close[is_sep] != gt_open[is_sep] + 1).any():
+        raise _Fallback
+    # Values: an arrow array over `doc` whose even elements are the values and odd elements
+    # the markup between them; taking the even ones copies just the values, in C.
+    offsets = np.empty(2 * len(lt_open), dtype=np.int64)
+    offsets[0::2] = gt_open + 1
+    offsets[1::2] = lt_close
+    spans = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(offsets) - 1,
+                                             [None, pa.py_buffer(offsets), pa.py_buffer(doc)])
+    keep = ~is_sep
+    try:
+        values = spans.take(pa.array(2 * np.flatnonzero(keep))).cast(pa.large_string())
+    except pa.ArrowInvalid:
+        raise _Fallback from None           # not UTF-8
+    if doc.find(b"&", lo, hi) >= 0:
+        has_ref = pc.match_substring(values, "&")
+        where = np.flatnonzero(has_ref.to_numpy(zero_copy_only=False))
+        fixed = [_unescape(v) for v in values.take(pa.array(where)).to_pylist()]
+        values = pc.replace_with_mask(values, has_ref, pa.array(fixed, pa.large_string()))
+    item_no = np.cumsum(is_sep)[keep]
+    keys = item_no * _N_FIELDS + ids[keep]
+    return _Scan("response", meta, n_items, keys.astype(np.int64), values, frozenset())
+
+
 class _CellBuilder:
     """Collects cells item by item (reference and JSON paths)."""
 
@@ -396,6 +558,8 @@ def _scan(body: bytes) -> _Scan:
     body = body.lstrip()
     if body.startswith(b"{"):
         return _scan_json(body)
+    with contextlib.suppress(_Fallback):
+        return _scan_bulk(body)
     if _fast_scanner_works():
         with contextlib.suppress(_Fallback):
             return _scan_fast(body)
@@ -428,10 +592,14 @@ def _items_frame(scan: _Scan, lawd_cd: str | None) -> pd.DataFrame:
         # A field sent twice in one item (e.g. old 지역코드 and 법정동시군구코드): last wins.
         _, last = np.unique(keys[::-1], return_index=True)
         keep = np.sort(len(keys) - 1 - last)
-        keys, values = keys[keep], [scan.values[i] for i in keep.tolist()]
+        keys = keys[keep]
+        values = (scan.values.take(pa.array(keep)) if isinstance(scan.values, pa.Array)
+                  else [scan.values[i] for i in keep.tolist()])
     else:
         values = scan.values
-    cleaned = _blank_to_null(pc.utf8_trim_whitespace(pa.array(values, type=pa.large_string())))
+    if not isinstance(values, pa.Array):
+        values = pa.array(values, type=pa.large_string())
+    cleaned = _blank_to_null(pc.utf8_trim_whitespace(values))
     where = np.full(n * _N_FIELDS, -1, dtype=np.int64)
     where[keys] = np.arange(len(keys), dtype=np.int64)
     grid = where.reshape(n, _N_FIELDS)
