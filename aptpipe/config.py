@@ -9,13 +9,17 @@ import functools
 import importlib.resources
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import luigi
+import luigi.configuration
 import pandas as pd
 
 from aptpipe import months, storage
 
+T = TypeVar("T")
 SERVICE_KEY_ENV = "APTPIPE_SERVICE_KEY"
 SOURCES = ("synthetic", "molit", "export")
 
@@ -47,8 +51,43 @@ class molit(luigi.Config):  # noqa: N801
     call_budget = luigi.IntParameter(default=9000)
 
 
+def per_config(fn: Callable[[], T]) -> Callable[[], T]:
+    """Memoise `fn` for the current configuration (a new config parser means a new value).
+
+    Reading a luigi.Config section costs milliseconds; the freshness check of a long history
+    asks for the same settings thousands of times.
+    """
+    cache: dict[int, tuple[object, T]] = {}
+
+    @functools.wraps(fn)
+    def wrapper() -> T:
+        parser = luigi.configuration.get_config()
+        hit = cache.get(id(parser))
+        if hit is None or hit[0] is not parser:
+            hit = cache[id(parser)] = (parser, fn())
+        return hit[1]
+
+    return wrapper
+
+
+@per_config
+def settings() -> aptpipe:
+    return aptpipe()
+
+
+@per_config
+def synthetic_settings() -> synthetic:
+    return synthetic()
+
+
+@per_config
+def molit_settings() -> molit:
+    return molit()
+
+
+@per_config
 def catalog() -> storage.Catalog:
-    cfg = aptpipe()
+    cfg = settings()
     return storage.Catalog(Path(cfg.data_dir), Path(cfg.models_dir))
 
 
@@ -60,32 +99,35 @@ def district_table() -> pd.DataFrame:
     return pd.read_csv(io.StringIO(text), dtype={"lawd_cd": str, "sido_cd": str})
 
 
-def resolve_regions(spec: str) -> list[str]:
+@functools.lru_cache(maxsize=16)
+def resolve_regions(spec: str) -> tuple[str, ...]:
     """'seoul', 'nationwide' (the 252 codes MOLIT serves today), 'all' (every code ever,
     for bulk exports of old years) or a comma list of 5-digit LAWD_CD -> sorted codes."""
     table = district_table()
     text = spec.strip().lower()
     if text == "all":
-        return sorted(table["lawd_cd"])
+        return tuple(sorted(table["lawd_cd"]))
     if text == "seoul":
-        return sorted(table.loc[table["is_seoul"] & table["crawl_recommended_2025"], "lawd_cd"])
+        return tuple(sorted(table.loc[table["is_seoul"] & table["crawl_recommended_2025"],
+                                      "lawd_cd"]))
     if text == "nationwide":
-        return sorted(table.loc[table["crawl_recommended_2025"], "lawd_cd"])
+        return tuple(sorted(table.loc[table["crawl_recommended_2025"], "lawd_cd"]))
     codes = [c.strip() for c in spec.split(",") if c.strip()]
     known = set(table["lawd_cd"])
     bad = [c for c in codes if len(c) != 5 or not c.isdigit() or c not in known]
     if bad or not codes:
         raise ValueError(f"[aptpipe] regions: unknown district code(s) {bad or spec!r}; "
                          "use 'seoul', 'nationwide', 'all' or 5-digit LAWD_CD codes")
-    return sorted(set(codes))
+    return tuple(sorted(set(codes)))
 
 
+@per_config
 def start_month() -> int:
-    return months.parse_ym(aptpipe().start_month)
+    return months.parse_ym(settings().start_month)
 
 
 def shock_month() -> int | None:
-    text = str(synthetic().shock_month).strip()
+    text = str(synthetic_settings().shock_month).strip()
     return months.parse_ym(text) if text else None
 
 

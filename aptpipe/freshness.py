@@ -14,6 +14,7 @@ so it is dropped as soon as the task rewrites (or loses) its manifest.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -70,7 +71,11 @@ def describe(task: luigi.Task) -> str:
 
 
 def requirements(task: luigi.Task) -> list[luigi.Task]:
-    return list(flatten(task.requires()))
+    """The task's requirements, computed once per task instance (Luigi reuses instances)."""
+    cached = task.__dict__.get("_aptpipe_requirements")
+    if cached is None:
+        cached = task.__dict__["_aptpipe_requirements"] = list(flatten(task.requires()))
+    return cached
 
 
 class FreshTask(luigi.Task):
@@ -97,15 +102,29 @@ class FreshTask(luigi.Task):
         return None
 
     # ------------------------------------------------------------------------------------
-    def manifest_path(self) -> Path:
+    # computed once per instance: Luigi reuses task instances, and a long history asks often
+    @functools.cached_property
+    def _manifest_path(self) -> Path:
         return storage.manifest_path(next(iter(self.artifacts().values())))
+
+    def manifest_path(self) -> Path:
+        return self._manifest_path
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(self.manifest_path()))
 
-    def params_record(self) -> dict[str, Any]:
+    @functools.cached_property
+    def _params_record(self) -> dict[str, Any]:
         return {"params": self.to_str_params(only_significant=True),
                 "config": json.loads(json.dumps(self.fingerprint(), sort_keys=True, default=str))}
+
+    def params_record(self) -> dict[str, Any]:
+        return self._params_record
+
+    @functools.cached_property
+    def memo_key(self) -> str:
+        # insignificant parameters (the run's `today`) can change a verdict too
+        return self.task_id + repr(sorted(self.to_str_params().items()))
 
     def complete(self) -> bool:
         return verdict(self).fresh
@@ -207,13 +226,8 @@ def verdict(task: luigi.Task) -> Verdict:
     return result
 
 
-def _key(task: FreshTask) -> str:
-    # insignificant parameters (the run's `today`) can change a verdict too
-    return task.task_id + repr(sorted(task.to_str_params().items()))
-
-
 def _cached(task: FreshTask) -> Verdict | None:
-    entry = _memo.get(_key(task))
+    entry = _memo.get(task.memo_key)
     if entry is None:
         return None
     token, result = entry
@@ -221,7 +235,7 @@ def _cached(task: FreshTask) -> Verdict | None:
 
 
 def _store(task: FreshTask, result: Verdict) -> None:
-    _memo[_key(task)] = (_token(task.manifest_path()), result)
+    _memo[task.memo_key] = (_token(task.manifest_path()), result)
 
 
 def _judge(task: FreshTask, reqs: Iterable[luigi.Task]) -> Verdict:

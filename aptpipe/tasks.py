@@ -59,7 +59,7 @@ class FetchMonth(AptTask):
 
     @property
     def resources(self) -> dict[str, int]:  # type: ignore[override]
-        return {"molit_api": 1} if config.aptpipe().source == "molit" else {}
+        return {"molit_api": 1} if config.settings().source == "molit" else {}
 
     def artifacts(self):
         return {"raw": self.catalog.raw(self.deal_ym)}
@@ -68,7 +68,7 @@ class FetchMonth(AptTask):
         return sources.fingerprint()
 
     def due_reason(self, manifest):
-        cfg = config.aptpipe()
+        cfg = config.settings()
         if cfg.source == "export":
             if manifest.get("imports") != sources.staged_files(self.deal_ym, self.catalog):
                 return "imported files changed"
@@ -89,7 +89,7 @@ class FetchMonth(AptTask):
             frame = sources.fetch_month(self.deal_ym, self.today, self.catalog, progress)
         storage.write_parquet(frame, self.catalog.raw(self.deal_ym))
         info = {"rows": {"raw": len(frame)}, "as_of": self.today.isoformat()}
-        if config.aptpipe().source == "export":
+        if config.settings().source == "export":
             info["imports"] = sources.staged_files(self.deal_ym, self.catalog)
         return info
 
@@ -169,7 +169,7 @@ class TrainModel(AptTask):
     code_version = "2"
 
     def window(self) -> list[int]:
-        first = months.add_months(config.start_month(), config.aptpipe().min_train_months - 1)
+        first = months.add_months(config.start_month(), config.settings().min_train_months - 1)
         span = months.month_range(max(first, months.add_months(self.as_of, 1 - self.window_months)),
                                   self.as_of)
         if len(span) < 2:

@@ -8,6 +8,7 @@ from pathlib import Path
 import luigi
 import pytest
 from luigi.execution_summary import LuigiStatusCode
+from luigi.task_register import Register
 
 from aptpipe import freshness, storage
 from tests.conftest import run_tasks
@@ -65,6 +66,7 @@ def graph(tmp_path: Path):
     ROOT["dir"] = tmp_path
     RUNS.clear()
     (tmp_path / "input.json").write_text(json.dumps({"a": 1, "b": 2}))
+    Register.clear_instance_cache()   # task instances remember their paths
     freshness.reset()
     yield
     for cls in (Source, Double, Total):

@@ -22,26 +22,27 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 
 
+@config.per_config
 def fingerprint() -> dict[str, Any]:
     """The configuration raw data depends on (never the service key)."""
-    cfg = config.aptpipe()
-    out: dict[str, Any] = {"source": cfg.source, "regions": config.resolve_regions(cfg.regions)}
+    cfg = config.settings()
+    out: dict[str, Any] = {"source": cfg.source, "regions": list(config.resolve_regions(cfg.regions))}
     if cfg.source == "synthetic":
-        syn = config.synthetic()
+        syn = config.synthetic_settings()
         out.update(seed=syn.seed, shock_month=config.shock_month(), shock_pct=syn.shock_pct,
                    trades_per_gu_month=syn.trades_per_gu_month)
     elif cfg.source == "molit":
-        out.update(endpoint=config.molit().endpoint)
+        out.update(endpoint=config.molit_settings().endpoint)
     return out
 
 
 def fetch_month(deal_ym: int, as_of: dt.date, catalog: storage.Catalog,
                 progress: Progress | None = None) -> pd.DataFrame:
-    cfg = config.aptpipe()
+    cfg = config.settings()
     regions = config.resolve_regions(cfg.regions)
     if cfg.source == "synthetic":
         from aptpipe.sources import synthetic
-        syn = config.synthetic()
+        syn = config.synthetic_settings()
         frame = synthetic.fetch_month(deal_ym, as_of, regions, synthetic.SyntheticConfig(
             seed=syn.seed, shock_month=config.shock_month(), shock_pct=syn.shock_pct,
             trades_per_gu_month=syn.trades_per_gu_month))
@@ -50,7 +51,7 @@ def fetch_month(deal_ym: int, as_of: dt.date, catalog: storage.Catalog,
         return frame
     if cfg.source == "molit":
         from aptpipe.sources import molit
-        m = config.molit()
+        m = config.molit_settings()
         client = molit.MolitClient(config.service_key(), molit.MolitConfig(
             base_url=m.base_url, endpoint=m.endpoint, timeout=m.timeout,
             page_size=m.page_size, retries=m.retries, call_budget=m.call_budget))
