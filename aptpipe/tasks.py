@@ -211,7 +211,7 @@ class EvaluateModel(AptTask):
     plus feature validity (permutation importance, per-group ablation) on a cheap subsample."""
 
     as_of = luigi.IntParameter()
-    code_version = "2"
+    code_version = "3"
 
     def requires(self):
         train = TrainModel(as_of=self.as_of, today=self.today)
@@ -255,10 +255,17 @@ class EvaluateModel(AptTask):
             return None
         info = {"model_id": pointer["model_id"], "as_of": pointer["as_of"],
                 "holdout_mape": pointer.get("holdout_mape")}
-        if int(pointer["as_of"]) >= self.as_of:
+        if int(pointer["as_of"]) > self.as_of:
             return {**info, "comparable": False,
                     "note": f"champion trained through {pointer['as_of']} has seen month "
                             f"{self.as_of}; not replaced by an older candidate"}
+        if int(pointer["as_of"]) == self.as_of:
+            # a retrain of the same month (new code or revised data): the champion has seen
+            # this month, so compare it through its own hold-out twin, scored on the same month
+            if pointer.get("holdout_mape") is None:
+                return {**info, "comparable": False, "note": "champion has no hold-out record"}
+            return {**info, "comparable": True, "via": "champion's hold-out twin",
+                    "accuracy": {"mape": pointer["holdout_mape"]}}
         model = storage.read_pickle(self.catalog.models_dir / pointer["path"])
         rows = pd.read_parquet(self.catalog.features(self.as_of))
         rows = rows[(rows["price_manwon"] > 0).to_numpy()].reset_index(drop=True)
