@@ -240,8 +240,12 @@ def _is_luigid(pid: int, info: Mapping[str, Any] | None) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except FileNotFoundError:
         return _alive(pid)  # no /proc: trust the pid file
-    text = b" ".join(cmdline).decode(errors="replace")
-    return "luigid" in text and (info is None or str(info.get("port")) in text)
+    if pid == os.getpid():  # in a container the pid of a previous luigid may be ours now
+        return False
+    args = [part.decode(errors="replace") for part in cmdline if part]
+    is_luigid = any(os.path.basename(a) == "luigid" or "luigi.cmdline import luigid" in a
+                    for a in args[:3])
+    return is_luigid and (info is None or str(info.get("port")) in args)
 
 
 def _listening(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -310,9 +314,12 @@ def start(state_dir: str | os.PathLike[str] | None = None, host: str = DEFAULT_H
           port: int = DEFAULT_PORT, *, record_task_history: bool = True,
           db_connection: str | None = None,
           extra_config: Mapping[str, Mapping[str, str]] | None = None,
-          timeout: float = 30.0) -> Status:
+          timeout: float = 30.0, foreground: bool = False) -> Status:
     """Start luigid in the background (its own session, so it outlives the caller) and wait
-    until it answers.  Starting an already running luigid of the same address is a no-op."""
+    until it answers.  Starting an already running luigid of the same address is a no-op.
+
+    `foreground=True` replaces the calling process by luigid instead (for a container's main
+    process or a systemd service): same files, but its log goes to stderr; never returns."""
     paths = Paths(resolve_state_dir(state_dir))
     current = status(paths.state_dir)
     if current.running:
@@ -341,8 +348,21 @@ def start(state_dir: str | os.PathLike[str] | None = None, host: str = DEFAULT_H
     os.chmod(paths.config, 0o600)  # may hold a database password
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(paths.config)}
     env.pop("LUIGI_CONFIG_PARSER", None)
-    command = [*_luigid_command(), "--address", host, "--port", str(port),
-               "--logdir", str(paths.log_dir)]
+    command = [*_luigid_command(), "--address", host, "--port", str(port)]
+    history = (hide_password(db_connection or sqlite_url(paths.history_db))
+               if record_task_history else None)
+    info = {"host": host, "port": port, "command": command,
+            "config": str(paths.config), "state": str(paths.state), "log": str(paths.log),
+            "history": history,
+            "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    if foreground:
+        _write_pid(paths, {**info, "pid": os.getpid(), "log": "stderr"})
+        os.chdir(paths.state_dir)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(command[0], command, env)  # luigid keeps this pid
+    command += ["--logdir", str(paths.log_dir)]
+    info["command"] = command
     with open(paths.output, "ab") as out:
         out.write(f"--- {dt.datetime.now().isoformat(timespec='seconds')} "
                   f"{' '.join(command)}\n".encode())
@@ -351,15 +371,7 @@ def start(state_dir: str | os.PathLike[str] | None = None, host: str = DEFAULT_H
         proc = subprocess.Popen(command, cwd=paths.state_dir, env=env, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     _children[proc.pid] = proc  # keep the handle: no "still running" warning, and reaping
-    history = (hide_password(db_connection or sqlite_url(paths.history_db))
-               if record_task_history else None)
-    info = {"pid": proc.pid, "host": host, "port": port, "command": command,
-            "config": str(paths.config), "state": str(paths.state), "log": str(paths.log),
-            "history": history,
-            "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    storage.write_json(info, paths.info)
-    with storage.atomic_path(paths.pid) as tmp:
-        tmp.write_text(f"{proc.pid}\n")
+    _write_pid(paths, {**info, "pid": proc.pid})
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -380,6 +392,12 @@ def start(state_dir: str | os.PathLike[str] | None = None, host: str = DEFAULT_H
 
 
 _children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _write_pid(paths: Paths, info: dict[str, Any]) -> None:
+    storage.write_json(info, paths.info)
+    with storage.atomic_path(paths.pid) as tmp:
+        tmp.write_text(f"{info['pid']}\n")
 
 
 def _terminate(pid: int, timeout: float) -> bool:
@@ -526,13 +544,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                   "e.g. postgresql://user@host/luigi)")
             sub.add_argument("--no-history", action="store_true",
                              help="do not record task history")
+            sub.add_argument("--foreground", action="store_true",
+                             help="become luigid (log to stderr) instead of starting it in "
+                                  "the background: for containers and systemd")
     parser.set_defaults(func=cmd)
 
 
 def cmd(args: argparse.Namespace) -> int:
     if args.scheduler_command == "start":
         result = start(args.state_dir, args.host, args.port,
-                       record_task_history=not args.no_history, db_connection=args.db)
+                       record_task_history=not args.no_history, db_connection=args.db,
+                       foreground=args.foreground)
     elif args.scheduler_command == "stop":
         result = stop(args.state_dir)
     else:

@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -161,6 +162,34 @@ def test_luigid_sh_start_status_stop(tmp_path: Path) -> None:
     down = sh("status")
     assert down.returncode == scheduler.EXIT_NOT_RUNNING and "not running" in down.stdout
     assert sh("stop").returncode == 0                        # stopping twice is fine
+
+
+def test_foreground_luigid_as_a_container_runs_it(tmp_path: Path) -> None:
+    """`luigid.sh start --foreground` (docker-compose's command) becomes luigid: same pid,
+    log on stderr, SIGTERM saves the state and exits 0."""
+    state_dir, port = tmp_path / "luigid", free_port()
+    env = {**os.environ, "APTPIPE_PYTHON": sys.executable}
+    proc = subprocess.Popen(["bash", str(LUIGID_SH), "start", "--foreground", "--port",
+                             str(port), "--state-dir", str(state_dir)], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler.status(state_dir).running:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "luigid did not come up"
+            time.sleep(0.05)
+        assert scheduler.status(state_dir).pid == proc.pid     # exec'd, not forked
+        assert listening_addresses(port) == {"127.0.0.1"}
+        proc.terminate()                                        # what `docker stop` sends
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "Scheduler starting up" in err and "shutting down" in err
+    assert (state_dir / "state.pickle").exists()
+    assert not scheduler.status(state_dir).running
 
 
 def test_start_refuses_a_port_in_use(tmp_path: Path) -> None:
