@@ -3,7 +3,7 @@
 After a kill, whatever has a manifest must be intact (sha256 of every artifact equals its
 manifest's); the rerun must exit 0, must not recompute what was complete before the kill, and
 leftover temporary files (`.<name>.<random>.tmp`, from writes the kill interrupted) must never be
-taken for artifacts.  (They are left behind, though: nothing sweeps them yet.)
+taken for artifacts.  (Runs leave them behind; `aptpipe gc` sweeps old ones.)
 """
 from __future__ import annotations
 
