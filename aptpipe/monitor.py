@@ -36,19 +36,15 @@ class MonitorRecord:
         return asdict(self)
 
 
-def psi(reference_deciles: list[float], values: np.ndarray) -> float:
-    """Population stability index of `values` over the reference's decile bins."""
+def psi(reference: dict[str, list[float]], values: np.ndarray) -> float:
+    """Population stability index of `values` against the training shares of the same bins."""
     values = values[np.isfinite(values)]
     if len(values) == 0:
         return math.nan
-    edges = np.unique(np.asarray(reference_deciles, dtype=float))
-    expected = np.diff(np.concatenate([[0.0], np.linspace(0.1, 0.9, 9), [1.0]]))
-    if len(edges) < 9:  # a degenerate reference (ties): compare bin shares by position
-        expected = np.full(len(edges) + 1, 1.0 / (len(edges) + 1))
+    edges = np.asarray(reference["edges"], dtype=float)
     counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-    actual = counts / counts.sum()
-    e = np.clip(expected, 1e-4, None)
-    a = np.clip(actual, 1e-4, None)
+    e = np.clip(np.asarray(reference["shares"], dtype=float), 1e-4, None)
+    a = np.clip(counts / counts.sum(), 1e-4, None)
     return float(np.sum((a - e) * np.log(a / e)))
 
 

@@ -166,7 +166,7 @@ class TrainModel(AptTask):
 
     as_of = luigi.IntParameter()
     window_months = luigi.IntParameter(default=36)
-    code_version = "2"
+    code_version = "3"
 
     def window(self) -> list[int]:
         first = months.add_months(config.start_month(), config.settings().min_train_months - 1)
@@ -301,7 +301,7 @@ class MonitorMonth(AptTask):
     """The champion's accuracy on month `deal_ym`'s trades reported so far, and input drift."""
 
     deal_ym = luigi.IntParameter()
-    code_version = "2"
+    code_version = "3"
 
     def requires(self):
         return [BuildFeatures(deal_ym=self.deal_ym, today=self.today),

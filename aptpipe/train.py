@@ -44,7 +44,7 @@ class PriceModel:
     train_months: tuple[int, ...]
     n_train: int
     spec: TrainSpec
-    reference: dict[str, list[float]] = field(default_factory=dict)  # feature deciles, for drift
+    reference: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # for drift
 
     @property
     def as_of(self) -> int:
@@ -66,6 +66,15 @@ class PriceModel:
         return {"feature_columns": list(self.feature_columns),
                 "train_months": [self.train_months[0], self.train_months[-1]],
                 "n_train": self.n_train, "spec": self.spec.__dict__}
+
+
+def drift_reference(values: np.ndarray) -> dict[str, list[float]]:
+    """Decile bin edges of a feature and the share of training rows in each bin (ties and
+    discrete features give fewer, uneven bins: the shares are measured, not assumed)."""
+    values = values[np.isfinite(values)]
+    edges = np.unique(np.quantile(values, np.linspace(0.1, 0.9, 9)))
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+    return {"edges": edges.tolist(), "shares": (counts / counts.sum()).tolist()}
 
 
 def trainable(features: pd.DataFrame) -> pd.DataFrame:
@@ -99,8 +108,8 @@ def fit(features: pd.DataFrame, spec: TrainSpec = TrainSpec(),
         early_stopping=False)
     with threadpool_limits(limits=spec.n_threads):
         estimator.fit(x, target(rows))
-    reference = {c: np.nanquantile(rows[c].to_numpy(float), np.linspace(0.1, 0.9, 9)).tolist()
-                 for c in cols if np.isfinite(rows[c].to_numpy(float)).any()}
+    reference = {c: drift_reference(rows[c].to_numpy(float)) for c in cols
+                 if np.isfinite(rows[c].to_numpy(float)).any()}
     months_ = tuple(sorted(int(m) for m in rows["deal_ym"].unique()))
     log.info("fitted on %d rows, months %s..%s, %d features", len(rows), months_[0],
              months_[-1], len(cols))
