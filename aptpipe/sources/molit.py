@@ -11,12 +11,16 @@ Layers, bottom up:
 
 ``parse_page(body)``
     bytes of one response -> `Page` (items as raw string columns, `schema.RAW_COLUMNS`), or one
-    of the exceptions below.  Parsing runs on expat (C) in SAX mode: character data and end-tag
-    events go straight into one list through C-level callbacks, expat's own name-interning
-    table turns each known tag into its column number, and numpy/pyarrow turn that event list
-    into string columns -- no tree, no dict per item, no Python code per element.  Responses
-    with a tag outside the known vocabulary (a future API field) take the plain ElementTree
-    reference path instead, which yields the same frame and reports the new tags.  Both tag generations map to the
+    of the exceptions below.  The common case -- a single-line response of the 2024 API with
+    English tags -- is checked byte by byte and cut into values with numpy over the positions
+    of '<' and '>' plus one arrow take (`_scan_bulk`): no Python code per element.  Anything
+    not exactly that shape (Korean tags, gateway envelopes, whitespace or text between
+    elements, CDATA, comments, a truncated body, ...) falls back to expat (C) in SAX mode:
+    character data and end-tag events go straight into one list through C-level callbacks,
+    expat's own name-interning table turns each known tag into its column number, and
+    numpy/pyarrow turn that event list into string columns.  Responses with a tag outside the
+    known vocabulary (a future API field) take the plain ElementTree reference path instead,
+    which yields the same frame and reports the new tags.  Both tag generations map to the
     English raw columns: the 2024 API's English tags and the old API's Korean tags
     (`schema.KOREAN_TAGS`).  Every value is stripped, a blank value (the API sends ``" "``)
     becomes null, and ``dealAmount`` loses its thousands commas and padding

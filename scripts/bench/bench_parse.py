@@ -4,23 +4,31 @@ Builds one response of 100,000 items by repeating the real `<item>` elements of 
 강남구 2024-05 response (324 items) inside the real envelope -- and, for the crawler's real
 regime, a page of 1,000 items parsed 100 times -- then parses each with
 
-* aptpipe:  `aptpipe.sources.molit.parse_page` (expat events -> string columns, RAW_COLUMNS);
+* aptpipe:  `aptpipe.sources.molit.parse_page` (for these single-line English-tag responses
+  its numpy "bulk" path; RAW_COLUMNS);
 * baseline: `xmltodict.parse`, take response/body/items/item (a dict when there is one item),
   `pandas.DataFrame`, then every column stripped, blank -> null and commas removed from
   dealAmount, the way PublicDataReader post-processes (written from that description).
 
-Runs are interleaved and the best of `--repeat` is reported, because this machine is shared.
-Checks both give the same number of rows and the same values.  Needs `xmltodict` (bench only):
+Runs are interleaved and the best of `--repeat` is reported (with the median and every run),
+because this machine is shared.  `--also REV` times the `parse_page` of an earlier git revision
+in the same loop (before/after).  Checks all give the same number of rows and the same values.
+Needs `xmltodict` (bench only):
 
     /work/venv/bin/pip install xmltodict
-    /work/venv/bin/python scripts/bench/bench_parse.py [--items 100000] [--repeat 3]
+    /work/venv/bin/python scripts/bench/bench_parse.py [--items 100000] [--repeat 3] [--also REV]
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -69,27 +77,52 @@ def aptpipe(body: bytes) -> pd.DataFrame:
     return parse_page(body, "11680").items
 
 
-def race(body: bytes, n: int, repeat: int, label: str, calls: int = 1) -> tuple[float, bool]:
-    """Time both parsers on `body` (`calls` times per run, best of `repeat`); print a block."""
-    best = {"aptpipe": float("inf"), "xmltodict": float("inf")}
+def parser_at(rev: str) -> Callable[[bytes], pd.DataFrame]:
+    """`parse_page` of aptpipe/sources/molit.py as it was at git revision `rev`."""
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:aptpipe/sources/molit.py"],
+                            check=True, capture_output=True).stdout
+    path = Path(tempfile.mkdtemp()) / "molit_at_rev.py"
+    path.write_bytes(source)
+    spec = importlib.util.spec_from_file_location("molit_at_rev", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module          # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return lambda body: module.parse_page(body, "11680").items
+
+
+def race(body: bytes, n: int, repeat: int, label: str, contenders: dict[str, Callable],
+         calls: int = 1) -> tuple[float, bool]:
+    """Time every parser on `body` (`calls` times per run, `repeat` interleaved runs); print
+    best, median and all runs per parser."""
+    runs: dict[str, list[float]] = {name: [] for name in contenders}
     frames: dict[str, pd.DataFrame] = {}
     for _ in range(repeat):
-        for name, fn in (("aptpipe", aptpipe), ("xmltodict", baseline)):
+        for name, fn in contenders.items():
             t0 = time.perf_counter()
             for _ in range(calls):
                 frames[name] = fn(body)
-            best[name] = min(best[name], (time.perf_counter() - t0) / calls)
-    ours, base = frames["aptpipe"], frames["xmltodict"]
-    assert len(ours) == len(base) == n, (len(ours), len(base), n)
-    same = all(ours[c].equals(base[c].astype("string")) for c in base.columns)
+            runs[name].append((time.perf_counter() - t0) / calls)
+    base = frames["xmltodict"]
+    same = True
+    for name, frame in frames.items():
+        assert len(frame) == n, (name, len(frame), n)
+        same &= all(frame[c].equals(base[c].astype("string")) for c in base.columns)
     print(label)
-    for name in ("aptpipe", "xmltodict"):
-        print(f"  {name:>9}: {len(frames[name]):,} rows in {best[name] * 1000:,.1f} ms "
-              f"= {n / best[name]:,.0f} rows/s")
+    best = {name: min(times) for name, times in runs.items()}
+    width = max(map(len, contenders))
+    for name, times in runs.items():
+        print(f"  {name:>{width}}: {n:,} rows in {best[name] * 1000:,.1f} ms "
+              f"= {n / best[name]:,.0f} rows/s (median {statistics.median(times) * 1000:,.1f} "
+              f"ms; runs: {', '.join(f'{t * 1000:,.0f}' for t in times)} ms)")
     ratio = best["xmltodict"] / best["aptpipe"]
-    print(f"  ratio: aptpipe {ratio:.1f}x faster (target >= 5x); same row count: "
-          f"{len(ours) == len(base)}; same values in the {len(base.columns)} shared columns: "
-          f"{same}")
+    for name in runs:
+        if name != "xmltodict":
+            print(f"  ratio best/best: {name} {best['xmltodict'] / best[name]:.1f}x faster, "
+                  f"median/median "
+                  f"{statistics.median(runs['xmltodict']) / statistics.median(runs[name]):.1f}x "
+                  f"(target >= 5x)")
+    print(f"  same row count and same values in the {len(base.columns)} shared columns: {same}")
     return ratio, same
 
 
@@ -99,6 +132,7 @@ def main() -> int:
     ap.add_argument("--page-items", type=int, default=1000,
                     help="also time pages of about this size (the crawler's page size)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--also", metavar="REV", help="also time parse_page as of this git revision")
     args = ap.parse_args()
     try:
         import xmltodict  # noqa: F401
@@ -106,15 +140,19 @@ def main() -> int:
         print("xmltodict is needed for the baseline: pip install xmltodict", file=sys.stderr)
         return 2
 
+    contenders: dict[str, Callable] = {"aptpipe": aptpipe}
+    if args.also:
+        contenders[f"aptpipe@{args.also}"] = parser_at(args.also)
+    contenders["xmltodict"] = baseline
     body, n = build_body(args.items)
     _, same_big = race(body, n, args.repeat,
                        f"one response: {n:,} items, {len(body) / 1e6:.1f} MB "
-                       f"(best of {args.repeat})")
+                       f"(best of {args.repeat})", contenders)
     page, m = build_body(args.page_items)
     calls = max(1, args.items // m)
     _, same_page = race(page, m, args.repeat,
                         f"page-sized response: {m:,} items, {len(page) / 1e3:.0f} kB, "
-                        f"{calls} calls per run (best of {args.repeat})", calls)
+                        f"{calls} calls per run (best of {args.repeat})", contenders, calls)
     return 0 if same_big and same_page else 1
 
 
