@@ -318,6 +318,9 @@ def test_bulk_path_empty_item_between_items():
     ("</item><item>", "</item>"),
     ("<resultCode>000</resultCode>", "<resultCode>000</resultcode>"),
     ("</items>", "</itemz>"),
+    ("<resultMsg>OK<", "<resultMsg>O]]>K<"),
+    ("<resultMsg>OK<", "<resultMsg>O\uffffK<"),
+    ("<totalCount>231<", "<totalCount>2\x0231<"),
 ])
 def test_bulk_path_never_accepts_malformed_xml(old, new):
     body = raw_page_with(old.encode(), new.encode())

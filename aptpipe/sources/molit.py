@@ -340,11 +340,11 @@ def _scan_fast(body: bytes) -> _Scan:
 # and takes the expat/ElementTree paths, which parse (or reject) it strictly.
 _BULK_HEAD = re.compile(
     rb'(?:<\?xml version="1\.0"(?: encoding="[Uu][Tt][Ff]-8")?(?: standalone="(?:yes|no)")?'
-    rb'\?>)?<response><header><resultCode>([^<&\x00-\x1f]*)</resultCode>'
-    rb'<resultMsg>([^<&\x00-\x1f]*)</resultMsg></header><body><items(/?)>')
+    rb'\?>)?<response><header><resultCode>([^<>&\x00-\x1f]*)</resultCode>'
+    rb'<resultMsg>([^<>&\x00-\x1f]*)</resultMsg></header><body><items(/?)>')
 _BULK_TAIL = re.compile(
-    rb'<numOfRows>([^<&\x00-\x1f]*)</numOfRows><pageNo>([^<&\x00-\x1f]*)</pageNo>'
-    rb'<totalCount>([^<&\x00-\x1f]*)</totalCount></body></response>[ \t\r\n]*')
+    rb'<numOfRows>([^<>&\x00-\x1f]*)</numOfRows><pageNo>([^<>&\x00-\x1f]*)</pageNo>'
+    rb'<totalCount>([^<>&\x00-\x1f]*)</totalCount></body></response>[ \t\r\n]*')
 _BULK_META = ("resultCode", "resultMsg", "numOfRows", "pageNo", "totalCount")
 # `</item><item>` becomes this empty leaf (same length), so every element between the first
 # `<item>` and the last `</item>` is a leaf `<tag>value</tag>` and item ends are leaves too.
@@ -394,9 +394,12 @@ def _unescape(text: str) -> str:
 
 def _bulk_meta(parts: Iterable[bytes], names: Sequence[str]) -> dict[str, str | None]:
     try:
-        return {k: v.decode("utf-8") or None for k, v in zip(names, parts)}
+        meta = {k: v.decode("utf-8") or None for k, v in zip(names, parts)}
     except UnicodeDecodeError:
         raise _Fallback from None
+    if any("\ufffe" in v or "\uffff" in v for v in meta.values() if v):
+        raise _Fallback
+    return meta
 
 
 def _scan_bulk(body: bytes) -> _Scan:
