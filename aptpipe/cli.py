@@ -12,14 +12,10 @@ from pathlib import Path
 
 import luigi
 import luigi.configuration
-from luigi.execution_summary import LuigiStatusCode
 
-from aptpipe import config, freshness, months, storage
+from aptpipe import config, freshness, months, scheduler, storage
 
 log = logging.getLogger(__name__)
-
-OK_CODES = (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
-
 
 def _date(text: str) -> dt.date:
     try:
@@ -51,9 +47,8 @@ def build(tasks: list[luigi.Task], local_scheduler: bool, workers: int) -> bool:
     # luigi gives its own logger a handler: keep its records from reaching ours twice
     logging.getLogger("luigi-interface").propagate = False
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    result = luigi.build(tasks, local_scheduler=local_scheduler, workers=workers,
-                         detailed_summary=True, log_level=level)
-    return result.status in OK_CODES
+    return scheduler.build_until_complete(tasks, local_scheduler=local_scheduler,
+                                          workers=workers, log_level=level)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -221,6 +216,51 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scheduler_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="scheduler_command", required=True)
+    for name, text in (("start", "start luigid in the background"),
+                       ("stop", "stop luigid (it saves its state)"),
+                       ("status", "is luigid running? (exit 0 yes, 3 no)")):
+        sub = actions.add_parser(name, help=text)
+        sub.add_argument("--state-dir", default=None,
+                         help=f"pid, state, logs and task history (default: "
+                              f"${scheduler.STATE_DIR_ENV} or {scheduler.DEFAULT_STATE_DIR})")
+        sub.add_argument("--json", action="store_true", help="print the status as JSON")
+        if name == "start":
+            sub.add_argument("--host", default=scheduler.DEFAULT_HOST,
+                             help="address to listen on (default 127.0.0.1; the API has no "
+                                  "authentication)")
+            sub.add_argument("--port", type=int, default=scheduler.DEFAULT_PORT)
+            sub.add_argument("--db", default=None, metavar="URL",
+                             help="task history database (default: SQLite in the state dir; "
+                                  "e.g. postgresql://user@host/luigi)")
+            sub.add_argument("--no-history", action="store_true",
+                             help="do not record task history")
+            sub.add_argument("--foreground", action="store_true",
+                             help="become luigid (log to stderr) instead of starting it in "
+                                  "the background: for containers and systemd")
+    parser.set_defaults(func=cmd_scheduler)
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    if args.scheduler_command == "start":
+        result = scheduler.start(args.state_dir, args.host, args.port,
+                                 record_task_history=not args.no_history,
+                                 db_connection=args.db, foreground=args.foreground)
+    elif args.scheduler_command == "stop":
+        result = scheduler.stop(args.state_dir)
+    else:
+        result = scheduler.status(args.state_dir)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(f"luigid: {result.message}" + (f"; task history: {result.history}"
+                                              if result.running and result.history else ""))
+    if args.scheduler_command == "status" and not result.running:
+        return scheduler.EXIT_NOT_RUNNING
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aptpipe", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -239,6 +279,9 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--today", type=_date, default=dt.date.today())
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+
+    _scheduler_arguments(sub.add_parser(
+        "scheduler", help="start, stop or inspect the central luigid scheduler"))
 
     rerun = sub.add_parser("rerun", help="force one task (and with --downstream its "
                                           "dependants) to rebuild, then run the graph",

@@ -19,7 +19,6 @@ start luigid with history on SQLAlchemy 2 rather than let it die on its first re
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import datetime as dt
@@ -520,68 +519,3 @@ def build_until_complete(tasks: list[luigi.Task], *, local_scheduler: bool, work
         log.info("waiting for %d task(s) that other workers are running (%s%s)", len(held),
                  ", ".join(held[:3]), ", ..." if len(held) > 3 else "")
         time.sleep(poll)  # waiting on another process's work (not test synchronisation)
-
-
-# command line (wired into `aptpipe scheduler ...` by cli.py; also `python -m aptpipe.scheduler`)
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `start|stop|status` subcommands, on `parser`."""
-    actions = parser.add_subparsers(dest="scheduler_command", required=True)
-    for name, text in (("start", "start luigid in the background"),
-                       ("stop", "stop luigid (it saves its state)"),
-                       ("status", "is luigid running? (exit 0 yes, 3 no)")):
-        sub = actions.add_parser(name, help=text)
-        sub.add_argument("--state-dir", default=None,
-                         help=f"pid, state, logs and task history (default: ${STATE_DIR_ENV} "
-                              f"or {DEFAULT_STATE_DIR})")
-        sub.add_argument("--json", action="store_true", help="print the status as JSON")
-        if name == "start":
-            sub.add_argument("--host", default=DEFAULT_HOST,
-                             help="address to listen on (default 127.0.0.1; the API has no "
-                                  "authentication)")
-            sub.add_argument("--port", type=int, default=DEFAULT_PORT)
-            sub.add_argument("--db", default=None, metavar="URL",
-                             help="task history database (default: SQLite in the state dir; "
-                                  "e.g. postgresql://user@host/luigi)")
-            sub.add_argument("--no-history", action="store_true",
-                             help="do not record task history")
-            sub.add_argument("--foreground", action="store_true",
-                             help="become luigid (log to stderr) instead of starting it in "
-                                  "the background: for containers and systemd")
-    parser.set_defaults(func=cmd)
-
-
-def cmd(args: argparse.Namespace) -> int:
-    if args.scheduler_command == "start":
-        result = start(args.state_dir, args.host, args.port,
-                       record_task_history=not args.no_history, db_connection=args.db,
-                       foreground=args.foreground)
-    elif args.scheduler_command == "stop":
-        result = stop(args.state_dir)
-    else:
-        result = status(args.state_dir)
-    if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
-    else:
-        print(f"luigid: {result.message}" + (f"; task history: {result.history}"
-                                              if result.running and result.history else ""))
-    if args.scheduler_command == "status" and not result.running:
-        return EXIT_NOT_RUNNING
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="aptpipe scheduler", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                                                   "%(message)s")
-    try:
-        return args.func(args)
-    except SchedulerError as exc:
-        print(f"aptpipe scheduler: error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

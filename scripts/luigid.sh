@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start, stop or inspect aptpipe's central scheduler (luigid): a thin wrapper over
-# `python -m aptpipe.scheduler` (the same as `aptpipe scheduler ...`).
+# `python -m aptpipe scheduler ...`.
 #
 #   scripts/luigid.sh start  [--state-dir DIR] [--host 127.0.0.1] [--port 8082] [--db URL]
 #   scripts/luigid.sh stop   [--state-dir DIR]
@@ -9,4 +9,4 @@
 # APTPIPE_PYTHON: the Python of aptpipe's virtualenv (default: python3 on PATH).
 # APTPIPE_SCHEDULER_DIR: default state directory (else var/luigid under the current directory).
 set -euo pipefail
-exec "${APTPIPE_PYTHON:-python3}" -m aptpipe.scheduler "$@"
+exec "${APTPIPE_PYTHON:-python3}" -m aptpipe scheduler "$@"

@@ -172,10 +172,8 @@ def test_kill_minus_9_of_a_run_through_luigid_then_rerun(pipeline, tmp_path: Pat
     for `worker_disconnect_delay`; then it fails the task and a rerun (which waits for it,
     see scheduler.build_until_complete) runs it again."""
     from aptpipe import scheduler
-    from tests.test_scheduler import api, cli_waits_for_other_workers, free_port, history
+    from tests.test_scheduler import api, free_port, history
 
-    if not cli_waits_for_other_workers():
-        pytest.skip("aptpipe.cli does not build through scheduler.build_until_complete yet")
     port, state_dir = free_port(), tmp_path / "luigid"
     # luigi's defaults (60 s, pruned every 60 s) would make this test wait two minutes
     scheduler.start(state_dir, port=port, extra_config={

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from aptpipe import clean, config, freshness, months, storage, tasks
+from aptpipe import config, freshness, months, storage, tasks
 from tests.conftest import TODAY, produced, run_tasks
 
 pytestmark = pytest.mark.slow

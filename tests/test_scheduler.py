@@ -113,15 +113,6 @@ def run_config(root: Path, port: int, **extra: dict[str, str]) -> Path:
     return write_config(root / "run-luigi.cfg", sections)
 
 
-def cli_waits_for_other_workers() -> bool:
-    """Whether the `aptpipe` the subprocesses run builds through build_until_complete
-    (probed from a neutral cwd, so it imports aptpipe the way the console script does)."""
-    probe = subprocess.run([sys.executable, "-c", "import inspect, aptpipe.cli; print("
-                            "'build_until_complete' in inspect.getsource(aptpipe.cli))"],
-                           cwd="/", capture_output=True, text=True, timeout=60)
-    return probe.stdout.strip() == "True"
-
-
 # lifecycle -----------------------------------------------------------------------------------
 def test_luigid_sh_start_status_stop(tmp_path: Path) -> None:
     state_dir, port = tmp_path / "luigid", free_port()
@@ -314,9 +305,6 @@ def test_restarted_luigid_keeps_its_state(served) -> None:
 # several workers, several processes ----------------------------------------------------------
 @pytest.mark.slow
 def test_two_runs_at_once_share_the_graph_each_task_once(pipeline, tmp_path: Path) -> None:
-    if not cli_waits_for_other_workers():
-        pytest.skip("aptpipe.cli does not build through scheduler.build_until_complete yet: "
-                    "a run that leaves tasks to another worker exits 1 (see docs/operations.md)")
     from tests.test_crash import check_artifacts
 
     port = free_port()
