@@ -143,7 +143,7 @@ def test_luigid_sh_start_status_stop(tmp_path: Path) -> None:
         again = sh("start", "--port", str(port))           # idempotent
         assert again.returncode == 0 and f"pid {pid}" in again.stdout
         other = sh("start", "--port", str(free_port()))    # same state dir, other port
-        assert other.returncode == 1 and "stop it first" in other.stderr
+        assert other.returncode == 2 and "stop it first" in other.stderr
     finally:
         stopped = sh("stop")
     assert stopped.returncode == 0 and "stopped luigid" in stopped.stdout
