@@ -80,19 +80,22 @@ def _print_outcome(today: dt.date) -> None:
 
 
 def _graph(today: dt.date) -> list[luigi.Task]:
-    """Every task of the run on `today`, requirements after their dependants."""
+    """Every task of the run on `today`, each after all of its requirements."""
     from aptpipe.tasks import MonthlyRun
 
     seen: set[str] = set()
     order: list[luigi.Task] = []
-    stack = list(MonthlyRun(today=today).requires())
+    stack: list[tuple[luigi.Task, bool]] = [(t, False) for t in MonthlyRun(today=today).requires()]
     while stack:
-        task = stack.pop()
+        task, expanded = stack.pop()
+        if expanded:
+            order.append(task)
+            continue
         if task.task_id in seen:
             continue
         seen.add(task.task_id)
-        order.append(task)
-        stack.extend(freshness.requirements(task))
+        stack.append((task, True))
+        stack.extend((r, False) for r in freshness.requirements(task) if r.task_id not in seen)
     return order
 
 
@@ -100,7 +103,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     freshness.reset()
     stale = []
     order = _graph(args.today)
-    for task in reversed(order):
+    for task in order:
         v = freshness.verdict(task)
         if not v.fresh:
             stale.append({"task": freshness.describe(task), "reason": v.reason})
@@ -146,7 +149,7 @@ def cmd_rerun(args: argparse.Namespace, extra: list[str]) -> int:
     if args.downstream:
         graph = _graph(args.today)
         depends: dict[str, bool] = {task.task_id: True}
-        for node in reversed(graph):  # requirements first
+        for node in graph:  # requirements first
             depends[node.task_id] = depends.get(node.task_id, False) or any(
                 depends.get(r.task_id, False) for r in freshness.requirements(node))
         forced += [t for t in graph if depends[t.task_id] and t.task_id != task.task_id]
