@@ -70,3 +70,40 @@ def test_missing_key_is_a_clear_failure(molit, monkeypatch, caplog) -> None:
     monkeypatch.delenv("APTPIPE_SERVICE_KEY")
     assert run_tasks([tasks.FetchMonth(deal_ym=202405, today=TODAY)]) == LuigiStatusCode.FAILED
     assert "APTPIPE_SERVICE_KEY" in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cap", [1, 2])
+def test_resources_cap_concurrent_api_calls_across_workers(molit, pipeline, monkeypatch,
+                                                           cap) -> None:
+    import threading
+    import time
+
+    import tests.molit_server as server
+
+    months_ = (202401, 202402, 202403, 202404)
+    for ym in months_:
+        molit.add_month("11680", ym, GANGNAM)
+        molit.add_month("11170", ym, YONGSAN)
+    pipeline(aptpipe={"source": "molit", "regions": "11680,11170", "start_month": "202401"},
+             molit={"base_url": molit.base_url, "page_size": "100", "retries": "2"},
+             resources={"molit_api": str(cap)})
+    in_flight, peak, lock = [0], [0], threading.Lock()
+    original = server.FakeMolit._handle
+
+    def counted(self, req):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        try:
+            time.sleep(0.05)   # hold the call open so overlapping workers would show
+            return original(self, req)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(server.FakeMolit, "_handle", counted)
+    fetches = [tasks.FetchMonth(deal_ym=ym, today=TODAY) for ym in months_]
+    assert run_tasks(fetches, workers=4) == LuigiStatusCode.SUCCESS
+    assert peak[0] <= cap
+    assert len({h.deal_ym for h in molit.hits}) == len(months_)
