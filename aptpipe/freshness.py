@@ -134,7 +134,9 @@ class FreshTask(luigi.Task):
         inputs = {req.task_id: verdict(req).hash for req in requirements(self)}
         if any(h is None for h in inputs.values()):
             raise RuntimeError(f"{describe(self)}: a requirement is not fresh")
-        if _own_reason(self, read_manifest(mpath), inputs) is None:
+        manifest = read_manifest(mpath)
+        if manifest is not None and _own_reason(self, manifest) is None \
+                and _inputs_reason(manifest, inputs) is None:
             # An upstream rerun produced identical content: nothing to redo (early cut-off).
             log.info("%s: inputs unchanged, kept as is", describe(self))
             os.utime(mpath)  # new stat token, so memoised verdicts are re-read
@@ -174,10 +176,8 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _own_reason(task: FreshTask, manifest: dict[str, Any] | None,
-                inputs: dict[str, str | None] | None) -> str | None:
-    """Why `task` itself is stale, given its manifest and its requirements' current hashes
-    (`inputs=None`: judge everything but the inputs)."""
+def _own_reason(task: FreshTask, manifest: dict[str, Any] | None) -> str | None:
+    """Why `task` itself is stale, judged from its manifest alone (not its inputs)."""
     if manifest is None:
         return "missing"
     if manifest.get("code_version") != task.code_version:
@@ -193,9 +193,11 @@ def _own_reason(task: FreshTask, manifest: dict[str, Any] | None,
         st = _token(path)
         if rec is None or st is None or (st[2], st[1]) != (rec["size"], rec["mtime_ns"]):
             return f"artifact missing or modified ({path.name})"
-    due = task.due_reason(manifest)
-    if due or inputs is None:
-        return due
+    return task.due_reason(manifest)
+
+
+def _inputs_reason(manifest: dict[str, Any], inputs: dict[str, str | None]) -> str | None:
+    """Why a task is stale because what it read differs from its requirements' content now."""
     recorded = manifest.get("inputs", {})
     for req_id, h in inputs.items():
         if recorded.get(req_id) != h:
@@ -240,8 +242,8 @@ def _store(task: FreshTask, result: Verdict) -> None:
 
 def _judge(task: FreshTask, reqs: Iterable[luigi.Task]) -> Verdict:
     manifest = read_manifest(task.manifest_path())
-    reason = _own_reason(task, manifest, None)
-    if reason:
+    reason = _own_reason(task, manifest)
+    if reason or manifest is None:
         return Verdict(False, reason, None)
     inputs: dict[str, str | None] = {}
     for req in reqs:
@@ -249,7 +251,7 @@ def _judge(task: FreshTask, reqs: Iterable[luigi.Task]) -> Verdict:
         if req_verdict is None or not req_verdict.fresh:
             return Verdict(False, f"requirement stale ({describe(req)})", None)
         inputs[req.task_id] = req_verdict.hash
-    reason = _own_reason(task, manifest, inputs)
+    reason = _inputs_reason(manifest, inputs)
     if reason:
         return Verdict(False, reason, None)
     return Verdict(True, None, manifest["hash"])
