@@ -221,6 +221,12 @@ class EvaluateModel(AptTask):
         return {"metrics": self.catalog.metrics(self.as_of)}
 
     def produce(self):
+        window = TrainModel(as_of=self.as_of, today=self.today).window()
+        frame = pd.concat([pd.read_parquet(self.catalog.features(m)) for m in window],
+                          ignore_index=True)
+        # the hold-out rows, in the order TrainModel scored them
+        month = frame[(frame["deal_ym"] == self.as_of) & (frame["price_manwon"] > 0)]
+        month = month.reset_index(drop=True)
         held = pd.read_parquet(self.catalog.candidate_holdout(self.as_of))
         actual = held["price_manwon"].to_numpy(float)
         segments = evaluate.report(held)
@@ -232,8 +238,8 @@ class EvaluateModel(AptTask):
             "baseline": {**segments["overall"][best], "name": best},
             "baselines": {k: segments["overall"][k] for k in evaluate.BASELINES},
             "segments": segments,
-            "champion": self._champion(actual),
-            "validity": self._validity(),
+            "champion": self._champion(actual, month),
+            "validity": evaluate.feature_validity(frame[frame["deal_ym"] < self.as_of], month),
         }
         metrics["beats_baseline"] = metrics["candidate"]["mape"] < metrics["baseline"]["mape"]
         storage.write_json(metrics, self.catalog.metrics(self.as_of))
@@ -241,15 +247,8 @@ class EvaluateModel(AptTask):
                  metrics["candidate"]["mape"], best, metrics["baseline"]["mape"])
         return {"rows": {"evaluated": len(held)}}
 
-    def _validity(self) -> dict[str, Any]:
-        window = TrainModel(as_of=self.as_of, today=self.today).window()
-        frame = pd.concat([pd.read_parquet(self.catalog.features(m)) for m in window],
-                          ignore_index=True)
-        past = frame[frame["deal_ym"] < self.as_of]
-        held = frame[(frame["deal_ym"] == self.as_of) & (frame["price_manwon"] > 0)]
-        return evaluate.feature_validity(past, held)
-
-    def _champion(self, actual: np.ndarray) -> dict[str, Any] | None:
+    def _champion(self, actual: np.ndarray, rows: pd.DataFrame) -> dict[str, Any] | None:
+        """The champion's figures on the hold-out rows (`rows`: their features)."""
         pointer = registry.read_champion(self.catalog)
         if pointer is None:
             return None
@@ -267,8 +266,6 @@ class EvaluateModel(AptTask):
             return {**info, "comparable": True, "via": "champion's hold-out twin",
                     "accuracy": {"mape": pointer["holdout_mape"]}}
         model = storage.read_pickle(self.catalog.models_dir / pointer["path"])
-        rows = pd.read_parquet(self.catalog.features(self.as_of))
-        rows = rows[(rows["price_manwon"] > 0).to_numpy()].reset_index(drop=True)
         return {**info, "comparable": True,
                 "accuracy": evaluate.accuracy(actual, model.predict(rows)).as_dict()}
 
