@@ -15,7 +15,9 @@ from aptpipe.train import PriceModel
 MIN_ROWS = 30
 PSI_ALERT = 0.25
 MAPE_ALERT_RATIO = 1.5   # alert when MAPE exceeds the champion's hold-out MAPE by this factor
-DRIFT_FEATURES = ("log_area", "age", "ref_lppm2", "rel_floor", "ut_n", "cx_months_since")
+# inputs whose distribution is stationary when the market is: counts and recencies (ut_n,
+# cx_months_since) grow with the length of the history behind the state, not with the market
+DRIFT_FEATURES = ("log_area", "floor", "rel_floor", "age", "ref_lppm2")
 
 
 @dataclass(frozen=True)

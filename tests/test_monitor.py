@@ -1,11 +1,15 @@
 """Monitoring: drift figures and catching a real market shock."""
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
+import pandas as pd
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from aptpipe import config, monitor, storage, tasks, train
+from aptpipe import clean, config, features, monitor, months, storage, tasks, train
+from aptpipe.sources import synthetic
 from tests.conftest import TODAY, run_tasks
 
 
@@ -30,3 +34,25 @@ def test_a_price_shock_in_the_current_month_is_flagged(pipeline) -> None:
     assert record["accuracy"]["mape"] > monitor.MAPE_ALERT_RATIO * record["holdout_mape"]
     assert record["status"] == "retrain recommended"
     assert record["drift_alert"] is False            # the inputs themselves did not move
+
+
+def test_a_steady_market_raises_no_drift_alert_as_history_grows() -> None:
+    """The training window starts when the state's history is short; a month priced from a long
+    history must not look drifted only because history-length features (trade counts, months
+    since the last trade) grew.  Steady synthetic market, 36 months, drift of the last month."""
+    cfg = synthetic.SyntheticConfig(seed=3, trades_per_gu_month=150)
+    regions = ["11680", "11440"]
+    span = months.month_range(202301, 202512)
+    state = features.empty_state(202212)
+    frames = []
+    for ym in span:
+        trades = clean.clean_month(
+            synthetic.fetch_month(ym, dt.date(2026, 6, 1), regions, cfg), ym).clean
+        if ym > span[0]:
+            frames.append(features.build_features(trades, state))
+        state = features.update_state(state, trades)
+    window, last = pd.concat(frames[:-1]), frames[-1]
+    psi = {c: monitor.psi(train.drift_reference(window[c].to_numpy(float)),
+                          last[c].to_numpy(float)) for c in (*monitor.DRIFT_FEATURES, "ut_n")}
+    assert all(psi[c] < monitor.PSI_ALERT for c in monitor.DRIFT_FEATURES), psi
+    assert psi["ut_n"] > monitor.PSI_ALERT   # the count that raised the false alarm before
