@@ -35,7 +35,7 @@ SHRINK = 20.0                # pseudo-count pulling a 구 (시도) index change 
 NATIONAL = "nat"
 
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
-    "unit_type": ("ut_lppm2", "ut_last_lppm2", "ut_n", "ut_months_since"),
+    "unit_type": ("ut_lppm2", "ut_last_lppm2", "ut_n", "ut_months_since", "ut_floor_gap"),
     "complex": ("cx_band_lppm2", "cx_all_lppm2", "cx_last_lppm2", "cx_months_since",
                 "cx_n_trades", "cx_area_dev", "cx_resid"),
     "neighbourhood": ("name_lppm2", "cohort_lppm2", "dong_band_lppm2", "dong_lppm2", "gu_band_lppm2", "gu_lppm2", "dong_resid"),
@@ -58,7 +58,8 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("complex_key", "lawd_cd", "umd_nm", "area_m
 class MarketState:
     as_of: int                  # last contract month included (YYYYMM)
     recent: pd.DataFrame        # complex_key, akey, band, deal_ym, lawd_cd, umd_nm, apt_nm,
-    #                             build_year, lppm2, d (deflated), r (repeat residual), log_area
+    #                             build_year, lppm2, d (deflated), r (repeat residual),
+    #                             log_area, floor
     complexes: pd.DataFrame     # complex_key -> lawd_cd, umd_nm, max_floor, build_year, n, first_ym, last_ym
     index: pd.DataFrame         # region ("nat", "s:11", lawd_cd), deal_ym, level, n (repeat trades)
 
@@ -86,7 +87,7 @@ def empty_state(as_of: int) -> MarketState:
                              "lawd_cd": _s("string"), "umd_nm": _s("string"),
                              "apt_nm": _s("string"), "build_year": _s("float64"),
                              "lppm2": _s("float64"), "d": _s("float64"), "r": _s("float64"),
-                             "log_area": _s("float64")}),
+                             "log_area": _s("float64"), "floor": _s("float64")}),
         complexes=pd.DataFrame({"complex_key": _s("string"), "lawd_cd": _s("string"),
                                 "umd_nm": _s("string"), "max_floor": _s("float64"),
                                 "build_year": _s("float64"), "n": _s("int64"),
@@ -205,6 +206,7 @@ def update_state(state: MarketState, trades: pd.DataFrame) -> MarketState:
         "d": lppm2 - level,
         "r": diff - (level - prior),
         "log_area": np.log(area.to_numpy(float)),
+        "floor": trades["floor"].astype("float64").to_numpy(),
     })
     oldest = months.add_months(ym, -RECENT_MAX_AGE + 1)
     recent = pd.concat([state.recent[state.recent["deal_ym"] >= oldest], new], ignore_index=True)
@@ -291,6 +293,9 @@ def build_features(trades: pd.DataFrame, state: MarketState) -> pd.DataFrame:
     f["ut_n"] = np.nan_to_num(_lookup(ut["d"].size().astype("float64"), keys, akey))
     f["ut_months_since"] = _months_since(_lookup(ut["deal_ym"].max().astype("float64"),
                                                  keys, akey), deal_ym)
+    # the unit type's level is a median over trades on some floors: how far up this one is
+    floor = out["floor"].astype("float64").to_numpy()
+    f["ut_floor_gap"] = floor - _lookup(ut["floor"].median(), keys, akey)
     f["cx_band_lppm2"] = _lookup(recent.groupby(["complex_key", "band"])["d"].median(),
                                  keys, band) + i_now
     f["cx_all_lppm2"] = _lookup(cx["d"].median(), keys) + i_now
@@ -331,7 +336,6 @@ def build_features(trades: pd.DataFrame, state: MarketState) -> pd.DataFrame:
     f["nat_mom_3"] = momentum(pd.Series(NATIONAL, index=out.index, dtype="string"), 3)
     f["state_gap"] = _months_since(np.full(len(out), float(latest)), deal_ym)
 
-    floor = out["floor"].astype("float64").to_numpy()
     max_floor = keys.map(attrs["max_floor"]).astype("float64").to_numpy()
     f["log_area"] = np.log(area.to_numpy())
     f["floor"] = floor

@@ -117,7 +117,7 @@ class MarketState(AptTask):
     """Market aggregates through the end of month `as_of` (the feature store)."""
 
     as_of = luigi.IntParameter()
-    code_version = "2"
+    code_version = "3"
 
     def requires(self):
         if self.as_of < config.start_month():
@@ -144,7 +144,7 @@ class BuildFeatures(AptTask):
     """Features of month `deal_ym`'s trades, from the market state of the month before."""
 
     deal_ym = luigi.IntParameter()
-    code_version = "2"
+    code_version = "3"
 
     def requires(self):
         return [MarketState(as_of=months.add_months(self.deal_ym, -1), today=self.today),
@@ -166,7 +166,7 @@ class TrainModel(AptTask):
 
     as_of = luigi.IntParameter()
     window_months = luigi.IntParameter(default=36)
-    code_version = "3"
+    code_version = "4"
 
     def window(self) -> list[int]:
         first = months.add_months(config.start_month(), config.settings().min_train_months - 1)
@@ -298,7 +298,7 @@ class MonitorMonth(AptTask):
     """The champion's accuracy on month `deal_ym`'s trades reported so far, and input drift."""
 
     deal_ym = luigi.IntParameter()
-    code_version = "3"
+    code_version = "4"
 
     def requires(self):
         return [BuildFeatures(deal_ym=self.deal_ym, today=self.today),

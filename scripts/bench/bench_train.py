@@ -4,10 +4,11 @@ LightGBM on the same features, ≥ 1M synthetic trades.
 1. Generates the synthetic Seoul market month by month in-process (aptpipe.sources.synthetic →
    clean → MarketState update → build_features), exactly as the pipeline does, and writes the
    feature table to a temporary parquet.
-2. Fits each model in its own subprocess (so peak RSS is that fit's alone, read from
-   `resource.getrusage(RUSAGE_CHILDREN)`), on every month but the last two, and scores those
+2. Fits each model in its own subprocess (so peak RSS is that fit's alone: the child reports
+   its own `ru_maxrss`), on every month but the last two, and scores those
    two months time-forward.  Same target (log price/m² residual over `ref_lppm2`), same loss
-   (L1), same trees (iterations, learning rate, leaves, min leaf size, L2), one thread each.
+   (L1, weighted by 1/price), same trees (iterations, learning rate, leaves, min leaf size,
+   L2), one thread each.
 
 Needs LightGBM (bench only, not a runtime dependency):
 
@@ -65,13 +66,13 @@ def build(path: Path, first: int, n_months: int, per_gu: float, complexes: int) 
             "build_s": time.perf_counter() - t0}
 
 
-def fit_one(kind: str, path: Path) -> None:
+def fit_one(kind: str, path: Path, weighted: bool) -> None:
     """Child process: fit one model, print a JSON line with fit time and test MAPE."""
     frame = pd.read_parquet(path)
     last = sorted(frame["deal_ym"].unique())[-2:]
     fit_rows = frame[~frame["deal_ym"].isin(last)]
     test = frame[frame["deal_ym"].isin(last)]
-    spec = train.TrainSpec()
+    spec = train.TrainSpec(weight_by_price=weighted)
     t0 = time.perf_counter()
     if kind == "aptpipe":
         model = train.fit(fit_rows, spec)
@@ -86,13 +87,16 @@ def fit_one(kind: str, path: Path) -> None:
                   "num_leaves": spec.max_leaf_nodes, "min_data_in_leaf": spec.min_samples_leaf,
                   "lambda_l2": spec.l2_regularization, "max_bin": 255, "num_threads": 1,
                   "seed": spec.random_state, "deterministic": True, "verbose": -1}
-        data = lgb.Dataset(rows[cols].to_numpy(float), train.target(rows))
+        y = train.target(rows)
+        data = lgb.Dataset(rows[cols].to_numpy(float), y,
+                           weight=train.sample_weight(y) if spec.weight_by_price else None)
         booster = lgb.train(params, data, num_boost_round=spec.max_iter)
         fit_s = time.perf_counter() - t0
         resid = booster.predict(test[cols].to_numpy(float))
         pred = np.exp(test["ref_lppm2"].to_numpy(float) + resid) * test["area_m2"].to_numpy()
     acc = evaluate.accuracy(test["price_manwon"].to_numpy(float), pred)
-    print(json.dumps({"kind": kind, "fit_s": fit_s, "n_train": len(fit_rows),
+    print(json.dumps({"kind": kind, "fit_s": fit_s,
+                      "peak_rss_mb": _rss_mb(resource.getrusage(resource.RUSAGE_SELF)), "n_train": len(fit_rows),
                       "n_test": len(test), "mape": acc.mape, "median_ape": acc.median_ape}))
 
 
@@ -102,11 +106,13 @@ def main() -> int:
     p.add_argument("--months", type=int, default=24)
     p.add_argument("--per-gu", type=float, default=1700.0, help="trades per 구 per month")
     p.add_argument("--complexes", type=int, default=600, help="complexes per 구")
+    p.add_argument("--unweighted", action="store_true",
+                   help="fit both without the 1/price sample weights (plain L1)")
     p.add_argument("--fit", choices=["aptpipe", "lightgbm"], help=argparse.SUPPRESS)
     p.add_argument("--table", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.fit:
-        fit_one(args.fit, args.table)
+        fit_one(args.fit, args.table, not args.unweighted)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "features.parquet"
@@ -117,12 +123,11 @@ def main() -> int:
               f"peak RSS {build_rss:.0f} MB")
         results = {}
         for kind in ("aptpipe", "lightgbm"):
-            before = _rss_mb(resource.getrusage(resource.RUSAGE_CHILDREN))
-            out = subprocess.run([sys.executable, __file__, "--fit", kind, "--table", str(table)],
+            extra = ["--unweighted"] if args.unweighted else []
+            out = subprocess.run([sys.executable, __file__, "--fit", kind, "--table", str(table),
+                                  *extra],
                                  capture_output=True, text=True, check=True)
-            rss = _rss_mb(resource.getrusage(resource.RUSAGE_CHILDREN))
             res = json.loads(out.stdout.strip().splitlines()[-1])
-            res["peak_rss_mb"] = rss if rss > before else float("nan")
             results[kind] = res
             print(f"{kind:9s} fit {res['fit_s']:7.1f} s  peak RSS {res['peak_rss_mb']:6.0f} MB  "
                   f"MAPE {res['mape']:.2f}%  median APE {res['median_ape']:.2f}%  "
