@@ -15,8 +15,8 @@ because this machine is shared.  `--also REV` times the `parse_page` of an earli
 in the same loop (before/after).  Checks all give the same number of rows and the same values.
 Needs `xmltodict` (bench only):
 
-    /work/venv/bin/pip install xmltodict
-    /work/venv/bin/python scripts/bench/bench_parse.py [--items 100000] [--repeat 3] [--also REV]
+    pip install -e '.[bench]'
+    python scripts/bench/bench_parse.py [--items 100000] [--repeat 3] [--also REV]
 """
 from __future__ import annotations
 

@@ -7,13 +7,13 @@ LightGBM on the same features, ≥ 1M synthetic trades.
 2. Fits each model in its own subprocess (so peak RSS is that fit's alone: the child reports
    its own `ru_maxrss`), on every month but the last two, and scores those
    two months time-forward.  Same target (log price/m² residual over `ref_lppm2`), same loss
-   (L1, weighted by 1/price), same trees (iterations, learning rate, leaves, min leaf size,
-   L2), one thread each.
+   (L1, rows weighted by reference price / price), same trees (iterations, learning rate,
+   leaves, min leaf size, L2), one thread each.
 
-Needs LightGBM (bench only, not a runtime dependency):
+Needs LightGBM (the `bench` extra, not a runtime dependency):
 
-    /work/venv/bin/pip install lightgbm
-    /work/venv/bin/python scripts/bench/bench_train.py [--months 24] [--per-gu 1700]
+    pip install -e '.[bench]'
+    python scripts/bench/bench_train.py [--months 24] [--per-gu 1700] [--unweighted]
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def main() -> int:
     p.add_argument("--per-gu", type=float, default=1700.0, help="trades per 구 per month")
     p.add_argument("--complexes", type=int, default=600, help="complexes per 구")
     p.add_argument("--unweighted", action="store_true",
-                   help="fit both without the 1/price sample weights (plain L1)")
+                   help="fit both without the sample weights (plain L1)")
     p.add_argument("--fit", choices=["aptpipe", "lightgbm"], help=argparse.SUPPRESS)
     p.add_argument("--table", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
