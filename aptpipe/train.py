@@ -32,8 +32,11 @@ class TrainSpec:
     max_leaf_nodes: int = 63
     min_samples_leaf: int = 40
     l2_regularization: float = 1.0
-    loss: str = "absolute_error"   # L1 on log price: the median, robust to outliers
-    weight_by_price: bool = True  # weight rows by reference/price: see `sample_weight`
+    # pinball loss on log price: a quantile is robust to outliers like the median, and one a
+    # little below it is closer to the price that minimises the absolute percentage error
+    # (|exp(p - y) - 1| punishes over-prediction more than under-prediction by the same log)
+    loss: str = "quantile"
+    quantile: float = 0.45
     random_state: int = 0
     n_threads: int = 1    # OpenMP threads; more oversubscribe a shared machine badly
 
@@ -90,17 +93,6 @@ def target(rows: pd.DataFrame) -> np.ndarray:
             - rows["ref_lppm2"].to_numpy(float))
 
 
-def sample_weight(y: np.ndarray) -> np.ndarray:
-    """Row weights exp(-y) = reference price / price, scaled to a mean of 1.
-
-    A row's absolute percentage error is |exp(p - y) - 1| = |e^p - e^y| / e^y for a predicted
-    residual p, so the p minimising a leaf's summed APE is the median of its y weighted by
-    exp(-y): with these weights the L1 fit estimates what minimises MAPE, which sits below
-    the plain median when errors are skewed."""
-    w = np.exp(-np.clip(y, -3.0, 3.0))
-    return w / w.mean()
-
-
 def fit(features: pd.DataFrame, spec: TrainSpec = TrainSpec(),
         columns: Sequence[str] = FEATURE_COLUMNS) -> PriceModel:
     """Fit on every trainable row of `features` (months of the training window)."""
@@ -114,13 +106,12 @@ def fit(features: pd.DataFrame, spec: TrainSpec = TrainSpec(),
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     estimator = HistGradientBoostingRegressor(
-        loss=spec.loss, max_iter=spec.max_iter, learning_rate=spec.learning_rate,
+        loss=spec.loss, quantile=spec.quantile, max_iter=spec.max_iter, learning_rate=spec.learning_rate,
         max_leaf_nodes=spec.max_leaf_nodes, min_samples_leaf=spec.min_samples_leaf,
         l2_regularization=spec.l2_regularization, random_state=spec.random_state,
         early_stopping=False)
-    y = target(rows)
     with threadpool_limits(limits=spec.n_threads):
-        estimator.fit(x, y, sample_weight=sample_weight(y) if spec.weight_by_price else None)
+        estimator.fit(x, target(rows))
     reference = {c: drift_reference(rows[c].to_numpy(float)) for c in cols
                  if np.isfinite(rows[c].to_numpy(float)).any()}
     months_ = tuple(sorted(int(m) for m in rows["deal_ym"].unique()))

@@ -5,15 +5,15 @@ LightGBM on the same features, ≥ 1M synthetic trades.
    clean → MarketState update → build_features), exactly as the pipeline does, and writes the
    feature table to a temporary parquet.
 2. Fits each model in its own subprocess (so peak RSS is that fit's alone: the child reports
-   its own `ru_maxrss`), on every month but the last two, and scores those
-   two months time-forward.  Same target (log price/m² residual over `ref_lppm2`), same loss
-   (L1, rows weighted by reference price / price), same trees (iterations, learning rate,
-   leaves, min leaf size, L2), one thread each.
+   its own `ru_maxrss`) on every month but the last two, and scores those two months
+   time-forward.  Same target (log price/m² residual over `ref_lppm2`), same loss
+   (pinball at the same quantile), same trees (iterations, learning rate, leaves, min leaf
+   size, L2), one thread each.
 
 Needs LightGBM (the `bench` extra, not a runtime dependency):
 
     pip install -e '.[bench]'
-    python scripts/bench/bench_train.py [--months 24] [--per-gu 1700] [--unweighted]
+    python scripts/bench/bench_train.py [--months 24] [--per-gu 1700]
 """
 from __future__ import annotations
 
@@ -66,13 +66,13 @@ def build(path: Path, first: int, n_months: int, per_gu: float, complexes: int) 
             "build_s": time.perf_counter() - t0}
 
 
-def fit_one(kind: str, path: Path, weighted: bool) -> None:
+def fit_one(kind: str, path: Path) -> None:
     """Child process: fit one model, print a JSON line with fit time and test MAPE."""
     frame = pd.read_parquet(path)
     last = sorted(frame["deal_ym"].unique())[-2:]
     fit_rows = frame[~frame["deal_ym"].isin(last)]
     test = frame[frame["deal_ym"].isin(last)]
-    spec = train.TrainSpec(weight_by_price=weighted)
+    spec = train.TrainSpec()
     t0 = time.perf_counter()
     if kind == "aptpipe":
         model = train.fit(fit_rows, spec)
@@ -83,20 +83,18 @@ def fit_one(kind: str, path: Path, weighted: bool) -> None:
 
         rows = train.trainable(fit_rows)
         cols = [c for c in features.FEATURE_COLUMNS if rows[c].notna().any()]
-        params = {"objective": "l1", "learning_rate": spec.learning_rate,
-                  "num_leaves": spec.max_leaf_nodes, "min_data_in_leaf": spec.min_samples_leaf,
+        params = {"objective": spec.loss, "alpha": spec.quantile,
+                  "learning_rate": spec.learning_rate, "num_leaves": spec.max_leaf_nodes, "min_data_in_leaf": spec.min_samples_leaf,
                   "lambda_l2": spec.l2_regularization, "max_bin": 255, "num_threads": 1,
                   "seed": spec.random_state, "deterministic": True, "verbose": -1}
-        y = train.target(rows)
-        data = lgb.Dataset(rows[cols].to_numpy(float), y,
-                           weight=train.sample_weight(y) if spec.weight_by_price else None)
+        data = lgb.Dataset(rows[cols].to_numpy(float), train.target(rows))
         booster = lgb.train(params, data, num_boost_round=spec.max_iter)
         fit_s = time.perf_counter() - t0
         resid = booster.predict(test[cols].to_numpy(float))
         pred = np.exp(test["ref_lppm2"].to_numpy(float) + resid) * test["area_m2"].to_numpy()
     acc = evaluate.accuracy(test["price_manwon"].to_numpy(float), pred)
-    print(json.dumps({"kind": kind, "fit_s": fit_s,
-                      "peak_rss_mb": _rss_mb(resource.getrusage(resource.RUSAGE_SELF)), "n_train": len(fit_rows),
+    print(json.dumps({"kind": kind, "fit_s": fit_s, "n_train": len(fit_rows),
+                      "peak_rss_mb": _rss_mb(resource.getrusage(resource.RUSAGE_SELF)),
                       "n_test": len(test), "mape": acc.mape, "median_ape": acc.median_ape}))
 
 
@@ -106,13 +104,11 @@ def main() -> int:
     p.add_argument("--months", type=int, default=24)
     p.add_argument("--per-gu", type=float, default=1700.0, help="trades per 구 per month")
     p.add_argument("--complexes", type=int, default=600, help="complexes per 구")
-    p.add_argument("--unweighted", action="store_true",
-                   help="fit both without the sample weights (plain L1)")
     p.add_argument("--fit", choices=["aptpipe", "lightgbm"], help=argparse.SUPPRESS)
     p.add_argument("--table", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.fit:
-        fit_one(args.fit, args.table, not args.unweighted)
+        fit_one(args.fit, args.table)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "features.parquet"
@@ -123,9 +119,7 @@ def main() -> int:
               f"peak RSS {build_rss:.0f} MB")
         results = {}
         for kind in ("aptpipe", "lightgbm"):
-            extra = ["--unweighted"] if args.unweighted else []
-            out = subprocess.run([sys.executable, __file__, "--fit", kind, "--table", str(table),
-                                  *extra],
+            out = subprocess.run([sys.executable, __file__, "--fit", kind, "--table", str(table)],
                                  capture_output=True, text=True, check=True)
             res = json.loads(out.stdout.strip().splitlines()[-1])
             results[kind] = res
