@@ -18,6 +18,7 @@ import luigi.configuration
 import pandas as pd
 
 from aptpipe import months, storage
+from aptpipe.train import TrainSpec
 
 T = TypeVar("T")
 SERVICE_KEY_ENV = "APTPIPE_SERVICE_KEY"
@@ -49,6 +50,15 @@ class molit(luigi.Config):  # noqa: N801
     page_size = luigi.IntParameter(default=1000)
     retries = luigi.IntParameter(default=5)
     call_budget = luigi.IntParameter(default=9000)
+
+
+class train(luigi.Config):  # noqa: N801 - the model's hyper-parameters (TrainSpec)
+    max_iter = luigi.IntParameter(default=TrainSpec.max_iter)
+    learning_rate = luigi.FloatParameter(default=TrainSpec.learning_rate)
+    max_leaf_nodes = luigi.IntParameter(default=TrainSpec.max_leaf_nodes)
+    min_samples_leaf = luigi.IntParameter(default=TrainSpec.min_samples_leaf)
+    l2_regularization = luigi.FloatParameter(default=TrainSpec.l2_regularization)
+    quantile = luigi.FloatParameter(default=TrainSpec.quantile)
 
 
 def per_config(fn: Callable[[], T]) -> Callable[[], T]:
@@ -83,6 +93,15 @@ def synthetic_settings() -> synthetic:
 @per_config
 def molit_settings() -> molit:
     return molit()
+
+
+@per_config
+def train_spec() -> TrainSpec:
+    section = train()
+    return TrainSpec(max_iter=section.max_iter, learning_rate=section.learning_rate,
+                     max_leaf_nodes=section.max_leaf_nodes,
+                     min_samples_leaf=section.min_samples_leaf,
+                     l2_regularization=section.l2_regularization, quantile=section.quantile)
 
 
 @per_config

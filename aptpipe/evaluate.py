@@ -158,7 +158,7 @@ def feature_validity(train_rows: pd.DataFrame, eval_rows: pd.DataFrame,
         train_rows = train_rows.iloc[np.sort(rng.choice(len(train_rows), max_train,
                                                         replace=False))]
     eval_rows = train_stage.trainable(eval_rows)
-    small = dataclasses.replace(spec, max_iter=max_iter)
+    small = dataclasses.replace(spec, max_iter=min(max_iter, spec.max_iter))
     full = train_stage.fit(train_rows, small)
     full_mape = _mape(full, eval_rows)
     delta = {}

@@ -182,7 +182,7 @@ class TrainModel(AptTask):
         return [BuildFeatures(deal_ym=m, today=self.today) for m in self.window()]
 
     def fingerprint(self):
-        return {"spec": train_stage.TrainSpec().__dict__}
+        return {"spec": config.train_spec().__dict__}
 
     def artifacts(self):
         return {"model": self.catalog.candidate_model(self.as_of),
@@ -193,10 +193,10 @@ class TrainModel(AptTask):
                           ignore_index=True)
         past = frame[frame["deal_ym"] < self.as_of]
         held = frame[(frame["deal_ym"] == self.as_of) & (frame["price_manwon"] > 0)]
-        twin = train_stage.fit(past)
+        twin = train_stage.fit(past, config.train_spec())
         holdout = evaluate.holdout_frame(held.reset_index(drop=True),
                                          twin.predict(held.reset_index(drop=True)))
-        model = train_stage.fit(frame)
+        model = train_stage.fit(frame, config.train_spec())
         storage.write_pickle(model, self.catalog.candidate_model(self.as_of))
         storage.write_parquet(holdout, self.catalog.candidate_holdout(self.as_of))
         return {"rows": {"train": model.n_train, "holdout_train": twin.n_train,
@@ -239,7 +239,8 @@ class EvaluateModel(AptTask):
             "baselines": {k: segments["overall"][k] for k in evaluate.BASELINES},
             "segments": segments,
             "champion": self._champion(actual, month),
-            "validity": evaluate.feature_validity(frame[frame["deal_ym"] < self.as_of], month),
+            "validity": evaluate.feature_validity(frame[frame["deal_ym"] < self.as_of], month,
+                                                  config.train_spec()),
         }
         metrics["beats_baseline"] = metrics["candidate"]["mape"] < metrics["baseline"]["mape"]
         storage.write_json(metrics, self.catalog.metrics(self.as_of))

@@ -27,6 +27,13 @@ def built(pipeline):
 
 def test_status_reasons(built, capsys, monkeypatch) -> None:
     assert status(capsys) == {}
+    # a hyper-parameter change makes the models stale, not the data
+    built(train={"max_iter": "41"})
+    reasons = status(capsys)
+    assert reasons["TrainModel(as_of=202402, window_months=36)"] == "parameter changed (spec)"
+    assert {t.split("(")[0] for t in reasons} <= {"TrainModel", "EvaluateModel", "PromoteModel",
+                                                  "MonitorMonth", "MonthlyRun"}
+    built()
     # open months due on a later day
     later = status(capsys, TODAY + dt.timedelta(days=2))
     assert later["FetchMonth(deal_ym=202403)"].startswith("open month due")
@@ -44,6 +51,7 @@ def test_status_reasons(built, capsys, monkeypatch) -> None:
     monkeypatch.setattr(tasks.BuildFeatures, "code_version", "99")
     reasons = status(capsys)
     assert reasons["BuildFeatures(deal_ym=202310)"] == f"code changed ({current} -> 99)"
+    monkeypatch.setattr(tasks.BuildFeatures, "code_version", current)
     # a configuration change
     built(synthetic={"seed": "8"})
     reasons = status(capsys)
