@@ -106,10 +106,10 @@ def fit(features: pd.DataFrame, spec: TrainSpec = TrainSpec(),
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     estimator = HistGradientBoostingRegressor(
-        loss=spec.loss, quantile=spec.quantile, max_iter=spec.max_iter, learning_rate=spec.learning_rate,
-        max_leaf_nodes=spec.max_leaf_nodes, min_samples_leaf=spec.min_samples_leaf,
-        l2_regularization=spec.l2_regularization, random_state=spec.random_state,
-        early_stopping=False)
+        loss=spec.loss, quantile=spec.quantile, max_iter=spec.max_iter,
+        learning_rate=spec.learning_rate, max_leaf_nodes=spec.max_leaf_nodes,
+        min_samples_leaf=spec.min_samples_leaf, l2_regularization=spec.l2_regularization,
+        random_state=spec.random_state, early_stopping=False)
     with threadpool_limits(limits=spec.n_threads):
         estimator.fit(x, target(rows))
     reference = {c: drift_reference(rows[c].to_numpy(float)) for c in cols

@@ -84,9 +84,10 @@ def fit_one(kind: str, path: Path) -> None:
         rows = train.trainable(fit_rows)
         cols = [c for c in features.FEATURE_COLUMNS if rows[c].notna().any()]
         params = {"objective": spec.loss, "alpha": spec.quantile,
-                  "learning_rate": spec.learning_rate, "num_leaves": spec.max_leaf_nodes, "min_data_in_leaf": spec.min_samples_leaf,
-                  "lambda_l2": spec.l2_regularization, "max_bin": 255, "num_threads": 1,
-                  "seed": spec.random_state, "deterministic": True, "verbose": -1}
+                  "learning_rate": spec.learning_rate, "num_leaves": spec.max_leaf_nodes,
+                  "min_data_in_leaf": spec.min_samples_leaf, "lambda_l2": spec.l2_regularization,
+                  "max_bin": 255, "num_threads": 1, "seed": spec.random_state,
+                  "deterministic": True, "verbose": -1}
         data = lgb.Dataset(rows[cols].to_numpy(float), train.target(rows))
         booster = lgb.train(params, data, num_boost_round=spec.max_iter)
         fit_s = time.perf_counter() - t0
