@@ -193,10 +193,11 @@ class TrainModel(AptTask):
                           ignore_index=True)
         past = frame[frame["deal_ym"] < self.as_of]
         held = frame[(frame["deal_ym"] == self.as_of) & (frame["price_manwon"] > 0)]
-        twin = train_stage.fit(past, config.train_spec())
+        spec = config.train_spec()
+        twin = train_stage.fit(past, spec)
         holdout = evaluate.holdout_frame(held.reset_index(drop=True),
                                          twin.predict(held.reset_index(drop=True)))
-        model = train_stage.fit(frame, config.train_spec())
+        model = train_stage.fit(frame, spec)
         storage.write_pickle(model, self.catalog.candidate_model(self.as_of))
         storage.write_parquet(holdout, self.catalog.candidate_holdout(self.as_of))
         return {"rows": {"train": model.n_train, "holdout_train": twin.n_train,
