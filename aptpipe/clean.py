@@ -69,6 +69,14 @@ def _deal_day(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     return day, bucketed
 
 
+def complex_key(lawd_cd: pd.Series, umd_nm: pd.Series, jibun: pd.Series, apt_nm: pd.Series,
+                apt_seq: pd.Series) -> pd.Series:
+    """`aptSeq` when known, else `lawd_cd|umd_nm|jibun|apt_nm` (missing parts empty)."""
+    fallback = (lawd_cd.fillna("") + "|" + umd_nm.fillna("") + "|" + jibun.fillna("") + "|"
+                + apt_nm.fillna(""))
+    return apt_seq.fillna(fallback)
+
+
 def clean_month(raw: pd.DataFrame, deal_ym: int) -> CleanResult:
     """Type, validate and split one contract month of raw rows."""
     raw = schema.conform_raw(raw)
@@ -107,8 +115,6 @@ def clean_month(raw: pd.DataFrame, deal_ym: int) -> CleanResult:
     apt_seq = _text(raw["aptSeq"])[k]
     umd = _text(raw["umdNm"])[k]
     jibun = _text(raw["jibun"])[k]
-    fallback_key = (lawd_k + "|" + umd.fillna("") + "|" + jibun.fillna("") + "|"
-                    + apt_nm[k].fillna(""))
     build_year = _number(raw["buildYear"])[k]
     clean = pd.DataFrame({
         "lawd_cd": lawd_k,
@@ -118,7 +124,7 @@ def clean_month(raw: pd.DataFrame, deal_ym: int) -> CleanResult:
         "jibun": jibun,
         "apt_seq": apt_seq,
         "apt_nm": apt_nm[k],
-        "complex_key": apt_seq.fillna(fallback_key),
+        "complex_key": complex_key(lawd_k, umd, jibun, apt_nm[k], apt_seq),
         "area_m2": area[k].astype("float64"),
         "floor": _number(raw["floor"])[k].round().astype("Int64"),
         "build_year": build_year.where(build_year > 1900).round().astype("Int64"),

@@ -93,9 +93,8 @@ def _canonical_from_plain(frame: pd.DataFrame) -> pd.DataFrame:
     for c, v in text.items():
         out[c] = v
     if "complex_key" not in out.columns:
-        out["complex_key"] = text["apt_seq"].fillna(
-            text["lawd_cd"].fillna("") + "|" + text["umd_nm"].fillna("") + "|"
-            + text["jibun"].fillna("") + "|" + text["apt_nm"].fillna(""))
+        out["complex_key"] = clean.complex_key(text["lawd_cd"], text["umd_nm"], text["jibun"],
+                                               text["apt_nm"], text["apt_seq"])
     if "deal_ym" not in out.columns:
         date = pd.to_datetime(out.get("deal_date"), errors="coerce")
         out["deal_ym"] = (date.dt.year * 100 + date.dt.month) if date is not None else np.nan
