@@ -93,6 +93,16 @@ def target(rows: pd.DataFrame) -> np.ndarray:
             - rows["ref_lppm2"].to_numpy(float))
 
 
+def usable_columns(rows: pd.DataFrame, columns: Sequence[str] = FEATURE_COLUMNS) -> list[str]:
+    """The columns a tree can split on: more than one value, or values and missing ones.  A
+    constant feature (no value at all, e.g. 3-month momentum in a short history, or one value
+    everywhere, e.g. the 시도 of a Seoul-only market) would only cost histogram time."""
+    def varies(values: np.ndarray) -> bool:
+        known = values[np.isfinite(values)]
+        return len(known) > 0 and (len(known) < len(values) or known.min() < known.max())
+    return [c for c in columns if varies(rows[c].to_numpy(dtype=float))]
+
+
 def fit(features: pd.DataFrame, spec: TrainSpec = TrainSpec(),
         columns: Sequence[str] = FEATURE_COLUMNS) -> PriceModel:
     """Fit on every trainable row of `features` (months of the training window)."""
@@ -100,8 +110,7 @@ def fit(features: pd.DataFrame, spec: TrainSpec = TrainSpec(),
     if len(rows) < 100:
         raise ValueError(f"too few trainable rows ({len(rows)}) to fit a model; "
                          "extend the history (start_month) or check the data")
-    # a feature with no value at all (e.g. 3-month momentum in a short history) is left out
-    cols = [c for c in columns if rows[c].notna().any()]
+    cols = usable_columns(rows, columns)
     x = rows[cols].to_numpy(dtype=float)
     from sklearn.ensemble import HistGradientBoostingRegressor
 

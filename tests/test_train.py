@@ -57,3 +57,18 @@ def test_time_forward_report_has_both_baselines_and_segments(by_month) -> None:
         max_train=3000, max_iter=30)
     assert set(validity["ablation_mape_increase"]) == set(features.FEATURE_GROUPS)
     assert validity["permutation_mape_increase"]["reference"] > 0
+
+
+def test_constant_columns_are_left_out_and_missing_values_count_as_a_value(by_month) -> None:
+    frame = pd.concat([by_month[m] for m in months.month_range(202302, 202306)],
+                      ignore_index=True)
+    # two districts of one 시도, priced one month after the state: both columns are constant
+    assert frame["sido_code"].nunique() == 1 and frame["state_gap"].nunique() == 1
+    frame["floor"] = np.where(np.arange(len(frame)) % 2, 7.0, np.nan)  # one value + missing
+    model = train.fit(frame, dataclasses.replace(train.TrainSpec(), max_iter=20))
+    assert "sido_code" not in model.feature_columns
+    assert "state_gap" not in model.feature_columns
+    assert "floor" in model.feature_columns
+    assert "ref_lppm2" in model.feature_columns
+    assert train.usable_columns(frame, ["sido_code", "floor"]) == ["floor"]
+    assert train.usable_columns(frame.assign(floor=np.nan), ["floor"]) == []
