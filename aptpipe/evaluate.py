@@ -177,7 +177,8 @@ def feature_validity(train_rows: pd.DataFrame, eval_rows: pd.DataFrame,
 
 def time_forward(by_month: Mapping[int, pd.DataFrame], cut: int,
                  spec: train_stage.TrainSpec = train_stage.TrainSpec(),
-                 score_months: Sequence[int] | None = None) -> dict[str, Any]:
+                 score_months: Sequence[int] | None = None,
+                 columns: Sequence[str] = feats.FEATURE_COLUMNS) -> dict[str, Any]:
     """Fit on the feature months <= `cut`, score each later month (features of month M come
     from the state of M-1, as in serving); returns the report and the per-row hold-out."""
     train_rows = pd.concat([f for m, f in sorted(by_month.items()) if m <= cut],
@@ -186,7 +187,7 @@ def time_forward(by_month: Mapping[int, pd.DataFrame], cut: int,
                                                          or m in score_months)]
     test = pd.concat([by_month[m] for m in later], ignore_index=True)
     test = test[test["price_manwon"] > 0].reset_index(drop=True)
-    model = train_stage.fit(train_rows, spec)
+    model = train_stage.fit(train_rows, spec, columns)
     holdout = holdout_frame(test, model.predict(test))
     return {"model": model, "holdout": holdout, "report": report(holdout),
             "train_months": list(model.train_months), "score_months": later}

@@ -26,7 +26,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from aptpipe import evaluate, features, train  # noqa: E402
+from aptpipe import evaluate, features  # noqa: E402
 from tests.test_model_quality import REAL, feature_months  # noqa: E402
 
 EXTRA = ("sm_ut", "sm_ut_n", "sm_cx", "sm_cx_n")
@@ -61,11 +61,7 @@ def same_month(frame: pd.DataFrame, earlier_only: bool) -> pd.DataFrame:
 
 
 def score(by_month: dict[int, pd.DataFrame], cut: int, columns: tuple[str, ...]) -> str:
-    rows = pd.concat([f for m, f in sorted(by_month.items()) if m <= cut], ignore_index=True)
-    test = pd.concat([f for m, f in sorted(by_month.items()) if m > cut], ignore_index=True)
-    test = test[test["price_manwon"] > 0].reset_index(drop=True)
-    model = train.fit(rows, train.TrainSpec(), columns=columns)
-    overall = evaluate.report(evaluate.holdout_frame(test, model.predict(test)))["overall"]
+    overall = evaluate.time_forward(by_month, cut, columns=columns)["report"]["overall"]
     best = evaluate.better_baseline(overall)
     mape, base = overall["model"]["mape"], overall[best]["mape"]
     return (f"MAPE {mape:5.2f} %  median APE {overall['model']['median_ape']:4.2f} %  "
