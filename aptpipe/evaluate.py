@@ -179,8 +179,9 @@ def time_forward(by_month: Mapping[int, pd.DataFrame], cut: int,
                  spec: train_stage.TrainSpec = train_stage.TrainSpec(),
                  score_months: Sequence[int] | None = None,
                  columns: Sequence[str] = feats.FEATURE_COLUMNS) -> dict[str, Any]:
-    """Fit on the feature months <= `cut`, score each later month (features of month M come
-    from the state of M-1, as in serving); returns the report and the per-row hold-out."""
+    """Fit on the feature months <= `cut` with `columns`, score each later month (features of
+    month M come from the state of M-1, as in serving); returns the report and the per-row
+    hold-out."""
     train_rows = pd.concat([f for m, f in sorted(by_month.items()) if m <= cut],
                            ignore_index=True)
     later = [m for m in sorted(by_month) if m > cut and (score_months is None
